@@ -1,0 +1,216 @@
+"""The `medviewer` command line: `info` and `export`; bad input gets one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from medviewer import __version__
+from medviewer.errors import MedViewerError, UnreadableFileError
+from medviewer.io.export import EXPORT_SUFFIXES, export_frame
+from medviewer.io.study import LoadedStudies, Series, load_studies
+from medviewer.io.window import Window, auto_window
+
+EXIT_BAD_INPUT = 2
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: one line too, exit 2
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(prog="medviewer", description="Open, inspect and export medical images.")
+    parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+
+    info = commands.add_parser("info", help="describe what PATHs would load: studies, series, decodability")
+    info.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM files, folders, DICOMDIR, PNG/JPEG/TIFF/NPY")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+
+    export = commands.add_parser("export", help="write one frame as NPY (values) or PNG/TIFF (windowed)")
+    export.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help=f"output file ({', '.join(EXPORT_SUFFIXES)})")
+    export.add_argument("--frame", type=int, default=0, metavar="N", help="frame number, counting from 0 (default 0)")
+    export.add_argument("--series", type=int, default=None, metavar="S", help="series number as listed by `info` (needed when PATH holds several)")
+    export.add_argument("--window", default="file", metavar="C,W|auto|file",
+                        help="PNG/TIFF window: center,width in the image's units, 'auto' (0.1-99.9 percentiles), or 'file' (default)")
+    export.add_argument("--depth", type=int, choices=(8, 16), default=8, help="PNG/TIFF bit depth (default 8)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pydicom").setLevel(logging.DEBUG if arguments.verbose else logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            if not arguments.verbose:
+                warnings.simplefilter("ignore")  # pydicom warns about every non-conformance; we report our own
+            if arguments.command == "info":
+                return run_info(arguments.paths, as_json=arguments.json)
+            return run_export(arguments)
+    except MedViewerError as error:
+        print(f"medviewer: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_or_fail(paths: list[Path]) -> LoadedStudies:
+    loaded = load_studies(paths)
+    if loaded.missing_inputs:
+        raise UnreadableFileError(loaded.missing_inputs[0], "file not found")
+    return loaded
+
+
+def _explicit_failures(paths: list[Path], loaded: LoadedStudies) -> list[str]:
+    """Files the user named one by one (not found inside a folder) that could not be loaded."""
+    named = {path.resolve() for path in paths if path.is_file()}
+    return [f"{skip.path}: {skip.reason}" for skip in loaded.skipped if skip.path.resolve() in named]
+
+
+def run_info(paths: list[Path], as_json: bool = False) -> int:
+    loaded = _load_or_fail(paths)
+    report = describe(loaded)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    failures = _explicit_failures(paths, loaded)
+    if not loaded.series and not failures:
+        failures = [f"{', '.join(map(str, paths))}: nothing readable ({len(loaded.skipped)} files skipped)"]
+    for line in failures:
+        print(f"medviewer: error: {line}", file=sys.stderr)
+    return EXIT_BAD_INPUT if failures else 0
+
+
+def describe(loaded: LoadedStudies) -> dict:
+    """What would be loaded, as plain data (the JSON of `info --json`)."""
+    studies = []
+    index = 0
+    for study in loaded.studies:
+        series_records = []
+        for series in study.series:
+            series_records.append({"index": index, **describe_series(series)})
+            index += 1
+        studies.append({
+            "study_uid": study.uid,
+            "description": study.description,
+            "date": study.date,
+            "patient_name": study.patient_name,
+            "patient_id": study.patient_id,
+            "series": series_records,
+        })
+    return {"studies": studies, "skipped": [{"path": str(s.path), "reason": s.reason} for s in loaded.skipped]}
+
+
+def describe_series(series: Series) -> dict:
+    rows, columns = series.shape
+    record = {
+        "series_uid": series.uid,
+        "number": series.number,
+        "description": series.description,
+        "modality": series.modality,
+        "format": series.source_format,
+        "rows": rows,
+        "columns": columns,
+        "frames": len(series),
+        "colour": series.is_colour,
+        "transfer_syntax": series.transfer_syntax,
+        "units": series.units,
+        "pixel_spacing_mm": list(series.pixel_spacing_mm) if series.pixel_spacing_mm else None,
+        "slice_spacing_mm": series.slice_spacing_mm,
+        "monochrome1": series.invert_display,
+        "windows": [{"center": w.center, "width": w.width, "function": w.function, "name": w.name} for w in series.file_windows],
+    }
+    try:
+        series.values(0)
+        record["decodable"], record["reason"] = True, ""
+        if not series.is_colour and not series.file_windows:
+            automatic = series.default_window(0)
+            record["windows"] = [{"center": automatic.center, "width": automatic.width,
+                                  "function": automatic.function, "name": automatic.name}]
+    except UnreadableFileError as error:
+        record["decodable"], record["reason"] = False, error.reason
+    return record
+
+
+def format_report(report: dict) -> str:
+    lines = []
+    for study in report["studies"]:
+        head = f"Study {study['description'] or '(no description)'}"
+        if study["date"]:
+            head += f"  date {study['date']}"
+        if study["patient_name"] or study["patient_id"]:
+            head += f"  patient {study['patient_name']} ({study['patient_id']})"
+        lines.append(head)
+        for s in study["series"]:
+            kind = s["modality"] or s["format"]
+            lines.append(f"  series {s['index']}: {kind} \"{s['description']}\"  {s['rows']}x{s['columns']}  "
+                         f"{s['frames']} frame{'s' if s['frames'] != 1 else ''}  {s['transfer_syntax']}")
+            details = []
+            if s["windows"]:
+                w = s["windows"][0]
+                details.append(f"window {w['center']:g}/{w['width']:g} ({w['name']})")
+            details.append(f"units {s['units'] or 'stored values'}")
+            if s["pixel_spacing_mm"]:
+                details.append(f"pixel {s['pixel_spacing_mm'][0]:g}x{s['pixel_spacing_mm'][1]:g} mm")
+            if s["slice_spacing_mm"]:
+                details.append(f"slices every {s['slice_spacing_mm']:g} mm")
+            if s["colour"]:
+                details.append("colour")
+            if s["monochrome1"]:
+                details.append("MONOCHROME1 (shown inverted)")
+            details.append("decodable: yes" if s["decodable"] else f"decodable: no ({s['reason']})")
+            lines.append("      " + ", ".join(details))
+    if report["skipped"]:
+        lines.append(f"Skipped {len(report['skipped'])} file{'s' if len(report['skipped']) != 1 else ''}:")
+        lines.extend(f"  {s['path']}: {s['reason']}" for s in report["skipped"])
+    return "\n".join(lines)
+
+
+def run_export(arguments: argparse.Namespace) -> int:
+    loaded = _load_or_fail(arguments.paths)
+    failures = _explicit_failures(arguments.paths, loaded)
+    if failures:
+        raise MedViewerError(failures[0])
+    all_series = loaded.series
+    if not all_series:
+        raise MedViewerError(f"{arguments.paths[0]}: nothing readable ({len(loaded.skipped)} files skipped)")
+    if arguments.series is None:
+        if len(all_series) > 1:
+            raise MedViewerError(f"{arguments.paths[0]}: holds {len(all_series)} series; choose one with --series "
+                                 f"(0..{len(all_series) - 1}, see `medviewer info`)")
+        series = all_series[0]
+    elif 0 <= arguments.series < len(all_series):
+        series = all_series[arguments.series]
+    else:
+        raise MedViewerError(f"--series {arguments.series} is out of range: there are {len(all_series)} series")
+    export_frame(series, arguments.frame, arguments.output, chosen_window=_parse_window(arguments.window, series, arguments.frame),
+                 bits=arguments.depth)
+    return 0
+
+
+def _parse_window(text: str, series: Series, frame: int) -> Window | None:
+    if text == "file":
+        return None  # the series' default: the file's first window, else auto
+    if text == "auto":
+        return auto_window(series.values(frame))
+    try:
+        center, width = (float(part) for part in text.split(","))
+    except ValueError:
+        raise MedViewerError(f"--window {text!r}: expected CENTER,WIDTH (e.g. 40,400), 'auto' or 'file'") from None
+    if width < 1:
+        raise MedViewerError(f"--window {text!r}: width must be at least 1")
+    return Window(center, width, "LINEAR", "manual")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

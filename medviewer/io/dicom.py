@@ -1,0 +1,476 @@
+"""One DICOM file as the loader sees it: header facts, pixel decoding, and the modality LUT in real units."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.config
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels import pixel_array as pydicom_pixel_array
+from pydicom.uid import UID
+
+from medviewer.errors import UnreadableFileError
+from medviewer.io.header_scan import FastScanUnsupported, MalformedDicom, scan_header
+from medviewer.io.window import Window
+
+log = logging.getLogger(__name__)
+
+# Larger frames are refused before any allocation: a corrupt or hostile header must not exhaust memory.
+MAX_FRAME_PIXELS = 500_000_000
+
+_NATIVE_LITTLE_ENDIAN = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+_NATIVE_DTYPES = {(8, 0): "u1", (8, 1): "i1", (16, 0): "<u2", (16, 1): "<i2", (32, 0): "<u4", (32, 1): "<i4"}
+_MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+class NoPixelData(UnreadableFileError):
+    """A valid DICOM object that is not an image (structured report, RT plan, encapsulated PDF ...)."""
+
+
+@dataclass
+class DicomFile:
+    """What one DICOM file holds, as far as grouping, sorting and decoding need to know."""
+
+    path: Path
+    transfer_syntax_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+    modality: str
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    photometric: str
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    number_of_frames: int = 1
+    frame_of_reference_uid: str = ""
+    study_description: str = ""
+    series_description: str = ""
+    study_date: str = ""
+    patient_name: str = ""
+    patient_id: str = ""
+    series_number: int | None = None
+    instance_number: int | None = None
+    image_type: tuple[str, ...] = ()
+    pixel_spacing_mm: tuple[float, float] | None = None  # (row spacing, column spacing)
+    pixel_spacing_source: str = ""  # "PixelSpacing" or "ImagerPixelSpacing" (detector plane, not patient)
+    orientation: tuple[float, ...] | None = None  # row cosines then column cosines
+    positions: list[tuple[float, float, float] | None] = field(default_factory=list)  # one per frame
+    slice_thickness_mm: float | None = None
+    rescale_slope: float | None = None
+    rescale_intercept: float | None = None
+    rescale_type: str = ""
+    units_tag: str = ""
+    windows: tuple[Window, ...] = ()
+    lossy_compressed: bool = False
+    pixel_data_offset: int | None = None
+    pixel_data_length: int | None = None
+    dataset: Dataset | None = field(default=None, repr=False)  # full header, when pydicom read it
+
+    @property
+    def is_colour(self) -> bool:
+        return self.samples_per_pixel > 1 or self.photometric == "PALETTE COLOR"
+
+    @property
+    def transfer_syntax_name(self) -> str:
+        uid = UID(self.transfer_syntax_uid)
+        return uid.name if uid.is_valid and uid.name != uid else self.transfer_syntax_uid
+
+    @property
+    def units(self) -> str:
+        """Units of the modality-LUT output: HU for CT, the Units tag for PET, else the rescale type."""
+        rescale_type = self.rescale_type.strip()
+        if rescale_type and rescale_type.upper() not in ("US", "UNSPECIFIED"):
+            return "HU" if rescale_type.upper() == "HU" else rescale_type
+        if self.modality == "CT" and self.rescale_slope is not None:
+            return "HU"
+        if self.units_tag:
+            return self.units_tag
+        return ""
+
+    @property
+    def frame_bytes(self) -> int:
+        bits = self.bits_allocated if self.bits_allocated >= 8 else 1
+        return math.ceil(self.rows * self.columns * self.samples_per_pixel * bits / 8)
+
+    @property
+    def stored_dtype(self) -> np.dtype | None:
+        """The dtype pydicom decodes monochrome integer pixels to; None for colour or float data."""
+        if self.is_colour:
+            return None
+        key = _NATIVE_DTYPES.get((self.bits_allocated, self.pixel_representation))
+        if key is None and self.bits_allocated == 1:
+            return np.dtype("u1")
+        return np.dtype(key).newbyteorder("=") if key else None
+
+    @property
+    def uses_fast_pixels(self) -> bool:
+        """Native little-endian monochrome frames can be read straight from the file into place."""
+        return (
+            self.transfer_syntax_uid in _NATIVE_LITTLE_ENDIAN
+            and self.pixel_data_offset is not None
+            and self.pixel_data_length is not None
+            and self.samples_per_pixel == 1
+            and self.photometric in _MONOCHROME
+            and self.number_of_frames == 1
+            and (self.bits_allocated, self.pixel_representation) in _NATIVE_DTYPES
+        )
+
+
+def is_dicom_file(path: Path) -> bool:
+    """True for a Part-10 file (preamble + DICM) or a raw little/big-endian dataset pydicom can read."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(132)
+    except OSError:
+        return False
+    if len(start) == 132 and start[128:132] == b"DICM":
+        return True
+    # A raw dataset without preamble starts with a group 0002 or 0008 element (PS3.10 7.1 is not followed).
+    return len(start) >= 8 and start[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+def read_dicom_header(path: Path) -> DicomFile:
+    """Header facts of one file: the fast scanner where it applies, pydicom otherwise."""
+    path = Path(path)
+    _check_readable(path)
+    try:
+        scanned = scan_header(path)
+    except (FastScanUnsupported, MalformedDicom, ValueError, OSError) as reason:
+        log.debug("%s: reading header with pydicom (%s)", path, reason)
+        return _header_from_pydicom(path)
+    elements = scanned.elements
+    if scanned.pixel_data_offset is None:
+        # Let pydicom decide what kind of object this is, for an accurate reason.
+        return _header_from_pydicom(path)
+    try:
+        header = _header_from_elements(path, scanned.transfer_syntax_uid, elements)
+    except (TypeError, ValueError, KeyError):
+        return _header_from_pydicom(path)
+    if header.number_of_frames != 1 or header.is_colour or header.photometric not in _MONOCHROME:
+        return _header_from_pydicom(path)
+    header.pixel_data_offset = scanned.pixel_data_offset
+    header.pixel_data_length = scanned.pixel_data_length
+    _check_frame_size(header)
+    if header.uses_fast_pixels and scanned.pixel_data_offset + header.frame_bytes > scanned.file_size:
+        raise UnreadableFileError(
+            path,
+            f"truncated: pixel data needs {header.frame_bytes} bytes, the file holds "
+            f"{scanned.file_size - scanned.pixel_data_offset}",
+        )
+    return header
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise UnreadableFileError(path, "file not found")
+    if path.is_dir():
+        raise UnreadableFileError(path, "is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise UnreadableFileError(path, "empty file")
+
+
+def _header_from_pydicom(path: Path) -> DicomFile:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(path, force=True, defer_size="64 KB")
+    except PermissionError:
+        raise UnreadableFileError(path, "permission denied") from None
+    except Exception as error:  # pydicom raises many types for corrupt input
+        raise UnreadableFileError(path, f"not a readable DICOM file ({_short(error)})") from None
+    if not any(keyword in dataset for keyword in _PIXEL_KEYWORDS):
+        raise NoPixelData(path, f"no pixel data ({_describe_sop_class(dataset)})")
+    meta = getattr(dataset, "file_meta", None)
+    transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
+    if not transfer_syntax:
+        raise UnreadableFileError(path, "no transfer syntax: the file meta header is missing")
+    elements = {
+        element.keyword: element.value
+        for element in dataset
+        if element.keyword and element.keyword not in _PIXEL_KEYWORDS and element.VR != "SQ"
+    }
+    try:
+        header = _header_from_elements(path, transfer_syntax, elements)
+    except (TypeError, ValueError, KeyError) as error:
+        raise UnreadableFileError(path, f"invalid image header ({_short(error)})") from None
+    _apply_functional_groups(header, dataset)
+    header.dataset = dataset
+    _check_frame_size(header)
+    return header
+
+
+def _describe_sop_class(dataset: Dataset) -> str:
+    uid = dataset.get("SOPClassUID") or getattr(getattr(dataset, "file_meta", None), "MediaStorageSOPClassUID", "")
+    if str(uid) == _MEDIA_STORAGE_DIRECTORY:
+        return "a DICOMDIR index"
+    return UID(str(uid)).name if uid else "no SOP class"
+
+
+def _header_from_elements(path: Path, transfer_syntax: str, elements: dict) -> DicomFile:
+    def text(keyword: str) -> str:
+        value = elements.get(keyword)
+        if value is None:
+            return ""
+        if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+            return "\\".join(str(part) for part in value)
+        return str(value).strip()
+
+    def number_list(keyword: str) -> list[float]:
+        return _float_list(elements.get(keyword))
+
+    def integer(keyword: str, default: int | None = None) -> int | None:
+        values = number_list(keyword)
+        return int(values[0]) if values else default
+
+    rows, columns = integer("Rows"), integer("Columns")
+    if not rows or not columns:
+        raise UnreadableFileError(path, "image has no Rows/Columns")
+    bits_allocated = integer("BitsAllocated")
+    if bits_allocated is None:
+        raise UnreadableFileError(path, "image has no Bits Allocated")
+    spacing = number_list("PixelSpacing")
+    spacing_source = "PixelSpacing"
+    if len(spacing) != 2:
+        spacing, spacing_source = number_list("ImagerPixelSpacing"), "ImagerPixelSpacing"
+    orientation = number_list("ImageOrientationPatient")
+    position = number_list("ImagePositionPatient")
+    windows = _windows(number_list("WindowCenter"), number_list("WindowWidth"), elements)
+    frames = integer("NumberOfFrames", 1) or 1
+    image_type = elements.get("ImageType") or ()
+    if isinstance(image_type, str):
+        image_type = tuple(image_type.split("\\"))
+    return DicomFile(
+        path=path,
+        transfer_syntax_uid=transfer_syntax,
+        sop_class_uid=text("SOPClassUID"),
+        sop_instance_uid=text("SOPInstanceUID"),
+        study_uid=text("StudyInstanceUID"),
+        series_uid=text("SeriesInstanceUID"),
+        frame_of_reference_uid=text("FrameOfReferenceUID"),
+        modality=text("Modality").upper(),
+        rows=rows,
+        columns=columns,
+        samples_per_pixel=integer("SamplesPerPixel", 1) or 1,
+        photometric=text("PhotometricInterpretation").upper() or "MONOCHROME2",
+        bits_allocated=bits_allocated,
+        bits_stored=integer("BitsStored", bits_allocated) or bits_allocated,
+        pixel_representation=integer("PixelRepresentation", 0) or 0,
+        number_of_frames=frames,
+        study_description=text("StudyDescription"),
+        series_description=text("SeriesDescription"),
+        study_date=text("StudyDate"),
+        patient_name=text("PatientName"),
+        patient_id=text("PatientID"),
+        series_number=integer("SeriesNumber"),
+        instance_number=integer("InstanceNumber"),
+        image_type=tuple(str(part) for part in image_type),
+        pixel_spacing_mm=(spacing[0], spacing[1]) if len(spacing) == 2 and min(spacing) > 0 else None,
+        pixel_spacing_source=spacing_source if len(spacing) == 2 else "",
+        orientation=tuple(orientation) if len(orientation) == 6 else None,
+        positions=[tuple(position) if len(position) == 3 else None] * frames,
+        slice_thickness_mm=(number_list("SliceThickness") or [None])[0],
+        rescale_slope=(number_list("RescaleSlope") or [None])[0],
+        rescale_intercept=(number_list("RescaleIntercept") or [None])[0],
+        rescale_type=text("RescaleType"),
+        units_tag=text("Units"),
+        windows=windows,
+        lossy_compressed=text("LossyImageCompression") == "01",
+    )
+
+
+def _float_list(value) -> list[float]:
+    """A DICOM value of multiplicity 1-n as a list of floats (absent or empty: [])."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return [float(part) for part in value]
+    return [float(value)]
+
+
+def _windows(centers: list[float], widths: list[float], elements: dict) -> tuple[Window, ...]:
+    explanations = elements.get("WindowCenterWidthExplanation") or []
+    if isinstance(explanations, str):
+        explanations = explanations.split("\\")
+    function = str(elements.get("VOILUTFunction") or "LINEAR").strip().upper()
+    windows = []
+    for index, (center, width) in enumerate(zip(centers, widths)):
+        if width <= 0 or not math.isfinite(center) or not math.isfinite(width):
+            continue
+        name = str(explanations[index]).strip() if index < len(explanations) else ""
+        windows.append(Window(center, width, function, name or f"file window {index + 1}"))
+    return tuple(windows)
+
+
+def _apply_functional_groups(header: DicomFile, dataset: Dataset) -> None:
+    """Enhanced (multi-frame) objects keep geometry and rescale in functional groups (PS3.3 C.7.6.16)."""
+    shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence") or []
+
+    def lookup(frame_group: Dataset | None, sequence: str, keyword: str):
+        for group in (frame_group, shared):
+            item = _first_item(group, sequence) if group is not None else None
+            if item is not None and keyword in item:
+                return item.get(keyword)
+        return None
+
+    first_frame = per_frame[0] if len(per_frame) else None
+    if header.orientation is None:
+        orientation = lookup(first_frame, "PlaneOrientationSequence", "ImageOrientationPatient")
+        if orientation is not None and len(orientation) == 6:
+            header.orientation = tuple(float(value) for value in orientation)
+    if header.pixel_spacing_mm is None:
+        spacing = lookup(first_frame, "PixelMeasuresSequence", "PixelSpacing")
+        if spacing is not None and len(spacing) == 2:
+            header.pixel_spacing_mm = (float(spacing[0]), float(spacing[1]))
+            header.pixel_spacing_source = "PixelSpacing"
+    if header.slice_thickness_mm is None:
+        thickness = lookup(first_frame, "PixelMeasuresSequence", "SliceThickness")
+        header.slice_thickness_mm = float(thickness) if thickness is not None else None
+    if header.rescale_slope is None:
+        slope = lookup(first_frame, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = lookup(first_frame, "PixelValueTransformationSequence", "RescaleIntercept")
+        if slope is not None and intercept is not None:
+            header.rescale_slope, header.rescale_intercept = float(slope), float(intercept)
+            header.rescale_type = str(lookup(first_frame, "PixelValueTransformationSequence", "RescaleType") or "")
+    if not header.windows:
+        voi = {key: lookup(first_frame, "FrameVOILUTSequence", key)
+               for key in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")}
+        header.windows = _windows(_float_list(voi["WindowCenter"]), _float_list(voi["WindowWidth"]), voi)
+    if len(per_frame) == header.number_of_frames and all(p is None for p in header.positions):
+        positions = []
+        for frame_group in per_frame:
+            position = lookup(frame_group, "PlanePositionSequence", "ImagePositionPatient")
+            positions.append(tuple(float(v) for v in position) if position is not None and len(position) == 3 else None)
+        header.positions = positions
+
+
+def _first_item(dataset: Dataset | None, keyword: str) -> Dataset | None:
+    sequence = dataset.get(keyword) if dataset is not None else None
+    return sequence[0] if sequence else None
+
+
+def _check_frame_size(header: DicomFile) -> None:
+    pixels = header.rows * header.columns
+    if pixels > MAX_FRAME_PIXELS:
+        raise UnreadableFileError(
+            header.path,
+            f"header claims {header.rows}x{header.columns} pixels "
+            f"({pixels / 1e6:,.0f} megapixels), over the {MAX_FRAME_PIXELS / 1e6:,.0f}-megapixel limit",
+        )
+    if header.uses_fast_pixels and header.pixel_data_length < header.frame_bytes:
+        raise UnreadableFileError(
+            header.path,
+            f"pixel data holds {header.pixel_data_length} bytes, the header implies {header.frame_bytes}",
+        )
+
+
+def decode_frame(header: DicomFile, index: int = 0, out: np.ndarray | None = None) -> np.ndarray:
+    """Stored pixel values of one frame, exactly as pydicom's `pixel_array` gives them.
+
+    Colour comes back as RGB (pydicom converts YBR); palette colour as the palette indices.
+    With `out` (monochrome only), the frame is written there and `out` is returned.
+    """
+    if not 0 <= index < header.number_of_frames:
+        raise UnreadableFileError(header.path, f"frame {index} out of range 0..{header.number_of_frames - 1}")
+    if header.uses_fast_pixels:
+        return _read_native_frame(header, out)
+    frame = _decode_with_pydicom(header, index)
+    if out is not None:
+        out[...] = frame
+        return out
+    return frame
+
+
+def _read_native_frame(header: DicomFile, out: np.ndarray | None) -> np.ndarray:
+    # Why not pydicom: reading the bytes straight into their slot of the series volume avoids the
+    # PixelData bytes object and the separate array that pydicom keeps, which is what keeps a full
+    # series load at 1x the pixel memory instead of 3x.
+    dtype = np.dtype(_NATIVE_DTYPES[(header.bits_allocated, header.pixel_representation)])
+    frame = out if out is not None else np.empty((header.rows, header.columns), dtype=dtype.newbyteorder("="))
+    buffer = memoryview(frame.reshape(-1).view(np.uint8))
+    try:
+        with open(header.path, "rb") as handle:
+            handle.seek(header.pixel_data_offset)
+            read = handle.readinto(buffer)
+    except OSError as error:
+        raise UnreadableFileError(header.path, f"cannot read pixel data ({_short(error)})") from None
+    if read != header.frame_bytes:
+        raise UnreadableFileError(header.path, f"truncated: pixel data ends after {read} of {header.frame_bytes} bytes")
+    if header.bits_stored < header.bits_allocated:
+        # Same correction as pydicom's default `correct_unused_bits`: unused high bits are undefined
+        # (PS3.5 8.1.1); an arithmetic shift in the stored dtype sign-extends or masks them.
+        shift = header.bits_allocated - header.bits_stored
+        np.left_shift(frame, shift, out=frame)
+        np.right_shift(frame, shift, out=frame)
+    return frame
+
+
+def _decode_with_pydicom(header: DicomFile, index: int) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dataset = pydicom.dcmread(header.path, force=True)
+            if header.number_of_frames > 1:
+                return pydicom_pixel_array(dataset, index=index)
+            return dataset.pixel_array
+    except MemoryError:
+        raise UnreadableFileError(header.path, "not enough memory to decode the pixel data") from None
+    except Exception as error:  # decoders raise RuntimeError, ValueError, NotImplementedError ...
+        raise UnreadableFileError(header.path, f"cannot decode {header.transfer_syntax_name} pixel data ({_short(error)})") from None
+
+
+def modality_values(header: DicomFile, stored: np.ndarray) -> np.ndarray:
+    """Values in the modality's units (HU for CT): float32 for grayscale, uint8 RGB for colour.
+
+    The arithmetic is pydicom's `apply_modality_lut` (rescale or Modality LUT Sequence) and
+    `apply_color_lut` (palette); we only choose the output dtype.
+    """
+    if header.photometric == "PALETTE COLOR":
+        rgb = apply_color_lut(stored, _lut_dataset(header))
+        bits = 16 if rgb.dtype == np.uint16 else 8
+        return to_uint8_rgb(rgb, bits)
+    if header.is_colour:
+        return to_uint8_rgb(stored, header.bits_stored)
+    return np.asarray(apply_modality_lut(stored, _lut_dataset(header)), dtype=np.float32)
+
+
+def to_uint8_rgb(rgb: np.ndarray, bits: int) -> np.ndarray:
+    """Reduce deeper colour samples to 8 bits by dropping low bits, the way a display would."""
+    if bits <= 8 or rgb.dtype == np.uint8:
+        return rgb.astype(np.uint8, copy=False)
+    return np.right_shift(rgb, bits - 8).astype(np.uint8)
+
+
+def _lut_dataset(header: DicomFile) -> Dataset:
+    """The Dataset that pydicom's LUT functions need; fast-scanned files get a minimal one."""
+    if header.dataset is not None:
+        dataset = header.dataset
+        if "RescaleSlope" not in dataset and header.rescale_slope is not None:
+            # Enhanced objects: rescale from the functional groups, found by _apply_functional_groups.
+            dataset = Dataset()
+            dataset.RescaleSlope = header.rescale_slope
+            dataset.RescaleIntercept = header.rescale_intercept or 0.0
+        return dataset
+    dataset = Dataset()
+    if header.rescale_slope is not None and header.rescale_intercept is not None:
+        dataset.RescaleSlope = header.rescale_slope
+        dataset.RescaleIntercept = header.rescale_intercept
+    return dataset
+
+
+def _short(error: BaseException) -> str:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return message if len(message) <= 160 else message[:157] + "..."

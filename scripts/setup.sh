@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up MedViewer on a fresh Debian/Ubuntu machine: Qt's system libraries, a virtualenv in .venv,
+# the CPU build of PyTorch (GPU users install their own build first, see README), then the project.
+# Usage: bash scripts/setup.sh [--test]     (--test also installs pytest, pytest-qt and hypothesis)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
+
+# Libraries the Qt xcb/offscreen platforms load at run time; a bare Debian image lacks some of them.
+qt_packages="libegl1 libgl1 libglib2.0-0 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
+  libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+  libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxrender1 libxi6"
+missing=""
+if command -v dpkg >/dev/null 2>&1; then
+  for package in $qt_packages; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing="$missing $package"
+  done
+fi
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "setup: please install these system packages first:$missing" >&2; exit 1; fi
+  echo "setup: installing Qt system libraries:$missing"
+  $sudo apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+# A torch that is already there (a user's CUDA/ROCm build) is kept; otherwise the CPU build, so that
+# pip does not fetch several GB of CUDA packages.
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  .venv/bin/pip install --quiet "torch==2.13.0"
+fi
+.venv/bin/pip install --quiet -e ".$extras"
+echo "setup: done ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
