@@ -32,6 +32,10 @@ _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
+class NotDicom(UnreadableFileError):
+    """Neither a Part-10 file nor a raw dataset: a folder's stray text, PDF or executable."""
+
+
 class NoPixelData(UnreadableFileError):
     """A valid DICOM object that is not an image (structured report, RT plan, encapsulated PDF ...)."""
 
@@ -149,6 +153,8 @@ def read_dicom_header(path: Path) -> DicomFile:
     try:
         scanned = scan_header(path)
     except (FastScanUnsupported, MalformedDicom, ValueError, OSError) as reason:
+        if not is_dicom_file(path):
+            raise NotDicom(path, "not a DICOM or image file") from None
         log.debug("%s: reading header with pydicom (%s)", path, reason)
         return _header_from_pydicom(path)
     elements = scanned.elements

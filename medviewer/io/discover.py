@@ -35,10 +35,10 @@ class Discovered:
 def discover_files(paths: Iterable[Path | str]) -> Discovered:
     """Expand paths into the candidate files, each once, in a stable order."""
     found = Discovered()
-    seen: set[Path] = set()
+    seen: set[str] = set()
 
     def add(file: Path) -> None:
-        key = file.resolve()
+        key = os.path.realpath(file)
         if key not in seen:
             seen.add(key)
             found.files.append(file)
@@ -49,7 +49,8 @@ def discover_files(paths: Iterable[Path | str]) -> Discovered:
             found.missing_inputs.append(path)
         elif path.is_dir():
             for file in _walk(path):
-                if is_dicomdir(file):
+                # Inside folders only the standard name marks an index: sniffing every file would cost an open each.
+                if file.name.upper() == "DICOMDIR":
                     _add_dicomdir(file, add, found)
                 else:
                     add(file)

@@ -13,7 +13,7 @@ bundled test files.
 
 from __future__ import annotations
 
-import mmap
+import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,9 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = 0xFFFEE000
 _ITEM_DELIMITER = 0xFFFEE00D
 _SEQUENCE_DELIMITER = 0xFFFEE0DD
+_IMPLICIT_HEADER = struct.Struct("<HHI")  # tag, 4-byte length (also item and delimiter headers)
+_EXPLICIT_HEADER = struct.Struct("<HH2sH")  # tag, VR, 2-byte length
+_U32 = struct.Struct("<I")
 
 # keyword, VR (needed for implicit VR files), per tag we convert.
 WANTED_TAGS: dict[int, tuple[str, str]] = {
@@ -114,20 +117,26 @@ class ScannedHeader:
     file_size: int = 0
 
 
+_FIRST_READ = 16384  # a typical CT header is 2-6 KB; more is read only when the header is larger
+_INTERESTING = set(WANTED_TAGS) | set(_NEEDS_PYDICOM) | {PIXEL_DATA_TAG}
+
+
 def scan_header(path: Path) -> ScannedHeader:
     """Read the wanted elements of a little-endian DICOM file with a file meta header."""
     with open(path, "rb") as handle:
-        size = handle.seek(0, 2)
-        if size < 132:
-            raise FastScanUnsupported("too short for a preamble")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
-            if buffer[128:132] != b"DICM":
-                raise FastScanUnsupported("no DICM preamble")
-            return _scan(buffer, size)
+        data = handle.read(_FIRST_READ)
+        if len(data) < 132 or data[128:132] != b"DICM":
+            raise FastScanUnsupported("no DICM preamble")
+        size = os.fstat(handle.fileno()).st_size
+        try:
+            return _scan(data, size)
+        except _NeedMoreBytes:
+            handle.seek(0)
+            return _scan(handle.read(), size)  # rare: a header larger than the first read
 
 
-def _scan(buffer: mmap.mmap, size: int) -> ScannedHeader:
-    position, meta = _read_file_meta(buffer, 132, size)
+def _scan(buffer: bytes, size: int) -> ScannedHeader:
+    position, meta = _read_file_meta(buffer, 132, len(buffer))
     transfer_syntax = meta.get("TransferSyntaxUID")
     if not transfer_syntax:
         raise FastScanUnsupported("no transfer syntax in the file meta")
@@ -136,116 +145,130 @@ def _scan(buffer: mmap.mmap, size: int) -> ScannedHeader:
     implicit = transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN
     header = ScannedHeader(transfer_syntax_uid=transfer_syntax, file_size=size)
     raw: dict[int, tuple[str, bytes]] = {}
-    unpack_tag = struct.Struct("<HH").unpack_from
-    unpack_u16 = struct.Struct("<H").unpack_from
-    unpack_u32 = struct.Struct("<I").unpack_from
-    while position < size:
-        if position + 8 > size:
-            raise MalformedDicom("element header past the end of the file")
-        group, element = unpack_tag(buffer, position)
-        tag = (group << 16) | element
+    end_of_buffer = len(buffer)
+    unpack_implicit = _IMPLICIT_HEADER.unpack_from
+    unpack_explicit = _EXPLICIT_HEADER.unpack_from
+    unpack_u32 = _U32.unpack_from
+    interesting = _INTERESTING
+    long_vrs = _LONG_LENGTH_VRS
+    while True:
+        if position + 12 > end_of_buffer:
+            if end_of_buffer >= size:
+                if position >= size:
+                    break
+                raise MalformedDicom("element header past the end of the file")
+            raise _NeedMoreBytes(position + 12)
         if implicit:
+            group, element, length = unpack_implicit(buffer, position)
             vr = None
-            (length,) = unpack_u32(buffer, position + 4)
             value_start = position + 8
         else:
-            vr = buffer[position + 4 : position + 6]
-            if vr in _LONG_LENGTH_VRS:
+            group, element, vr, length = unpack_explicit(buffer, position)
+            if vr in long_vrs:
                 (length,) = unpack_u32(buffer, position + 8)
                 value_start = position + 12
             else:
-                (length,) = unpack_u16(buffer, position + 6)
                 value_start = position + 8
-        if tag in _NEEDS_PYDICOM:
-            raise FastScanUnsupported(_NEEDS_PYDICOM[tag])
-        if tag == PIXEL_DATA_TAG:
-            header.pixel_data_offset = value_start
-            header.pixel_data_length = None if length == _UNDEFINED_LENGTH else length
-            break
+        tag = (group << 16) | element
         if length == _UNDEFINED_LENGTH:
+            if tag == PIXEL_DATA_TAG:
+                header.pixel_data_offset, header.pixel_data_length = value_start, None
+                break
+            if tag in _NEEDS_PYDICOM:
+                raise FastScanUnsupported(_NEEDS_PYDICOM[tag])
             if vr == b"UN":
                 raise FastScanUnsupported("undefined-length UN element")
-            position = _skip_undefined_length(buffer, value_start, size, implicit)
+            position = _skip_undefined_length(buffer, value_start, end_of_buffer, size, implicit)
             continue
-        end = value_start + length
-        if end > size:
-            raise MalformedDicom(f"element ({group:04X},{element:04X}) runs past the end of the file")
-        if tag in WANTED_TAGS:
+        if tag in interesting:
+            if tag == PIXEL_DATA_TAG:
+                header.pixel_data_offset, header.pixel_data_length = value_start, length
+                break
+            if tag in _NEEDS_PYDICOM:
+                raise FastScanUnsupported(_NEEDS_PYDICOM[tag])
+            end = value_start + length
+            if end > end_of_buffer:
+                if end > size:
+                    raise MalformedDicom(f"element ({group:04X},{element:04X}) runs past the end of the file")
+                raise _NeedMoreBytes(end)
             raw[tag] = (vr.decode("ascii", "replace") if vr else WANTED_TAGS[tag][1], buffer[value_start:end])
-        position = end
+        position = value_start + length
     header.elements = _convert(raw)
     return header
 
 
-def _read_file_meta(buffer: mmap.mmap, position: int, size: int) -> tuple[int, dict[str, str]]:
+class _NeedMoreBytes(Exception):
+    """The header is longer than the first read; scan again from a read of the whole file."""
+
+
+def _read_file_meta(buffer: bytes, position: int, end_of_buffer: int) -> tuple[int, dict[str, str]]:
     """Group 0002 is always explicit VR little endian (PS3.10 7.1)."""
     meta: dict[str, str] = {}
-    while position + 8 <= size:
-        group, element = struct.unpack_from("<HH", buffer, position)
+    while position + 8 <= end_of_buffer:
+        group, element, vr, length = _EXPLICIT_HEADER.unpack_from(buffer, position)
         if group != 0x0002:
             break
-        vr = buffer[position + 4 : position + 6]
         if vr in _LONG_LENGTH_VRS:
-            (length,) = struct.unpack_from("<I", buffer, position + 8)
+            (length,) = _U32.unpack_from(buffer, position + 8)
             value_start = position + 12
         elif vr.isalpha() and vr.isupper():
-            (length,) = struct.unpack_from("<H", buffer, position + 6)
             value_start = position + 8
         else:
             raise FastScanUnsupported("file meta not in explicit VR")
         end = value_start + length
-        if end > size:
-            raise MalformedDicom("file meta runs past the end of the file")
+        if end > end_of_buffer:
+            raise FastScanUnsupported("file meta longer than the first read")
         if element == 0x0010:
-            meta["TransferSyntaxUID"] = bytes(buffer[value_start:end]).decode("ascii", "replace").strip("\x00 ")
+            meta["TransferSyntaxUID"] = buffer[value_start:end].decode("ascii", "replace").strip("\x00 ")
         position = end
     return position, meta
 
 
-def _skip_undefined_length(buffer: mmap.mmap, position: int, size: int, implicit: bool) -> int:
+def _check_bounds(needed: int, end_of_buffer: int, size: int) -> None:
+    if needed > end_of_buffer:
+        if needed > size:
+            raise MalformedDicom("sequence runs past the end of the file")
+        raise _NeedMoreBytes(needed)
+
+
+def _skip_undefined_length(buffer: bytes, position: int, end_of_buffer: int, size: int, implicit: bool) -> int:
     """Skip a sequence (or encapsulated value) of undefined length; return the position after it."""
     while True:
-        if position + 8 > size:
-            raise MalformedDicom("sequence runs past the end of the file")
-        group, element = struct.unpack_from("<HH", buffer, position)
+        _check_bounds(position + 8, end_of_buffer, size)
+        group, element, length = _IMPLICIT_HEADER.unpack_from(buffer, position)
         tag = (group << 16) | element
-        (length,) = struct.unpack_from("<I", buffer, position + 4)
         position += 8
         if tag == _SEQUENCE_DELIMITER:
             return position
         if tag != _ITEM:
             raise MalformedDicom(f"unexpected ({group:04X},{element:04X}) inside a sequence")
         if length == _UNDEFINED_LENGTH:
-            position = _skip_item_elements(buffer, position, size, implicit)
+            position = _skip_item_elements(buffer, position, end_of_buffer, size, implicit)
         else:
             position += length
 
 
-def _skip_item_elements(buffer: mmap.mmap, position: int, size: int, implicit: bool) -> int:
+def _skip_item_elements(buffer: bytes, position: int, end_of_buffer: int, size: int, implicit: bool) -> int:
     """Skip the elements of an undefined-length item up to and including its delimiter."""
     while True:
-        if position + 8 > size:
-            raise MalformedDicom("sequence item runs past the end of the file")
-        group, element = struct.unpack_from("<HH", buffer, position)
+        _check_bounds(position + 12, end_of_buffer, size)
+        if implicit:
+            group, element, length = _IMPLICIT_HEADER.unpack_from(buffer, position)
+            value_start, vr = position + 8, None
+        else:
+            group, element, vr, length = _EXPLICIT_HEADER.unpack_from(buffer, position)
+            if vr in _LONG_LENGTH_VRS:
+                (length,) = _U32.unpack_from(buffer, position + 8)
+                value_start = position + 12
+            else:
+                value_start = position + 8
         tag = (group << 16) | element
         if tag == _ITEM_DELIMITER:
             return position + 8
-        if implicit:
-            (length,) = struct.unpack_from("<I", buffer, position + 4)
-            value_start = position + 8
-            vr = None
-        else:
-            vr = buffer[position + 4 : position + 6]
-            if vr in _LONG_LENGTH_VRS:
-                (length,) = struct.unpack_from("<I", buffer, position + 8)
-                value_start = position + 12
-            else:
-                (length,) = struct.unpack_from("<H", buffer, position + 6)
-                value_start = position + 8
         if length == _UNDEFINED_LENGTH:
             if vr == b"UN":
                 raise FastScanUnsupported("undefined-length UN element")
-            position = _skip_undefined_length(buffer, value_start, size, implicit)
+            position = _skip_undefined_length(buffer, value_start, end_of_buffer, size, implicit)
         else:
             position = value_start + length
 
@@ -269,7 +292,7 @@ def _convert(raw: dict[int, tuple[str, bytes]]) -> dict[str, object]:
             values[keyword] = numbers[0] if len(numbers) == 1 else numbers
         elif vr in _TEXT_VRS:
             text = data.decode("ascii" if vr in ("UI", "DS", "IS", "CS") else encoding, "replace")
-            text = text.rstrip("\x00 ") if vr != "UI" else text.rstrip("\x00 ")
+            text = text.rstrip("\x00 ")
             values[keyword] = _parse_text(keyword, vr, text)
         else:
             raise FastScanUnsupported(f"{keyword} has VR {vr}")

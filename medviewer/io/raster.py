@@ -52,8 +52,8 @@ _SIGNATURES = (
 
 _FORMAT_LABEL = {"PNG": "PNG", "JPEG": "JPEG", "TIFF": "TIFF", "NPY": ".npy"}
 
-# Pillow's formats that a .jpg may legitimately hold: MPO is a camera's multi-picture JPEG.
-_PILLOW_FORMATS = {"PNG": ("PNG",), "JPEG": ("JPEG", "MPO")}
+# Pillow's JPEG opener also returns a camera's multi-picture JPEG (MPO); we show its first picture.
+_PILLOW_FORMATS = {"PNG": ("PNG",), "JPEG": ("JPEG",)}
 
 _PNG_GREY_ALPHA = 4  # IHDR colour type
 
@@ -169,6 +169,8 @@ def _sniff(head: bytes) -> str | None:
 
 def _check_frame_size(path: Path, rows: int, cols: int) -> None:
     """Refuse a frame over the pixel limit, before any pixel memory is allocated."""
+    if rows <= 0 or cols <= 0:
+        raise UnreadableFileError(path, f"image is {cols}x{rows} pixels: it has no pixels")
     if rows * cols > MAX_PIXELS_PER_FRAME:
         raise UnreadableFileError(
             path, f"image is {cols}x{rows} pixels, over the {MAX_MEGAPIXELS}-megapixel limit"
@@ -340,7 +342,7 @@ def _read_tiff(path: Path, stream: BinaryIO, size: int) -> RasterImage:
         # Reduced-resolution pages are thumbnails or pyramid levels of the main image, not frames.
         frames = [(index, page) for index, page in pages if not page.is_reduced] or pages
         if not frames:
-            raise UnreadableFileError(path, "TIFF file holds no images")
+            raise UnreadableFileError(path, "TIFF file holds no readable image")
         first_index, first = frames[0]
         layout = _tiff_layout(path, first)
         kept = []
@@ -360,7 +362,12 @@ def _read_tiff(path: Path, stream: BinaryIO, size: int) -> RasterImage:
         except MemoryError as exc:
             raise UnreadableFileError(path, "not enough memory to decode the image") from exc
         for frame, (index, page) in enumerate(kept):
-            pixels[frame] = _tiff_page_pixels(path, stream, index, page, layout)
+            decoded = _tiff_page_pixels(path, stream, index, page, layout)
+            if decoded.shape != pixels.shape[1:]:  # the tags lied about the data
+                raise UnreadableFileError(
+                    path, f"corrupt TIFF file (page {index} decodes to {decoded.shape}, not {pixels.shape[1:]})"
+                )
+            pixels[frame] = decoded
     bits = first.dtype.itemsize * 8 if first.dtype is not None else 8
     return RasterImage(path, "TIFF", pixels, layout.is_colour, bits)
 
@@ -374,6 +381,10 @@ def _same_tiff_layout(path: Path, page: tifffile.TiffPage, layout: _PageLayout) 
 
 def _tiff_layout(path: Path, page: tifffile.TiffPage) -> _PageLayout:
     """The decoded frame's shape and type, from the page's tags alone (no pixels read)."""
+    counts = (page.imagelength, page.imagewidth, page.imagedepth, page.samplesperpixel, page.bitspersample)
+    if not all(isinstance(count, int) for count in counts):
+        # Damaged tags can hold several values where the format allows one.
+        raise UnreadableFileError(path, "corrupt TIFF file (malformed image size tags)")
     _check_frame_size(path, page.imagelength, page.imagewidth)
     if page.imagedepth > 1:
         raise UnreadableFileError(path, "unsupported TIFF with volumetric (ImageDepth) pages")
@@ -410,20 +421,34 @@ def _tag_name(value: object) -> str:
 
 
 def _tiff_colormap(path: Path, page: tifffile.TiffPage) -> tuple[np.ndarray, bool]:
-    """The 8-bit (entries, 3) lookup table and whether it holds any colour."""
+    """The 8-bit (2**bits, 3) lookup table for every possible index, and whether it holds any colour."""
+    if not 1 <= page.bitspersample <= 16:
+        raise UnreadableFileError(path, f"unsupported {page.bitspersample}-bit palette TIFF")
     colormap = page.colormap
     if colormap is None:
         raise UnreadableFileError(path, "palette TIFF without a colour map")
+    colormap = np.asarray(colormap)
+    if colormap.ndim != 2 or colormap.shape[0] != 3 or colormap.dtype.kind not in "ui":
+        raise UnreadableFileError(path, "corrupt TIFF file (malformed colour map)")
     # 16-bit colour map entries to 8 bits by their high byte, as Pillow does.
-    lut = (np.asarray(colormap, dtype=np.uint16) >> 8).astype(np.uint8).T
+    entries = (colormap.astype(np.uint16) >> 8).astype(np.uint8).T
+    lut = np.zeros((1 << max(8, page.bitspersample), 3), dtype=np.uint8)  # missing entries show black
+    lut[: len(entries)] = entries[: len(lut)]
     grey = np.array_equal(lut[:, 0], lut[:, 1]) and np.array_equal(lut[:, 1], lut[:, 2])
     return lut, not grey
 
 
 def _check_tiff_complete(path: Path, page: tifffile.TiffPage, size: int) -> None:
     """Refuse a page whose strips or tiles lie past the end of the file, rather than decode garbage."""
-    ends = [offset + count for offset, count in zip(page.dataoffsets, page.databytecounts) if count]
-    if ends and max(ends) > size:
+    try:
+        offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+        counts = np.asarray(page.databytecounts, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):  # damaged tags may hold text or huge numbers
+        raise UnreadableFileError(path, "corrupt TIFF file (malformed strip or tile tags)") from None
+    if offsets.shape != counts.shape or offsets.ndim != 1:
+        raise UnreadableFileError(path, "corrupt TIFF file (malformed strip or tile tags)")
+    present = counts > 0
+    if np.any(offsets[present] + counts[present] > size):
         raise UnreadableFileError(path, "truncated TIFF file")
 
 
@@ -457,9 +482,8 @@ def _tiff_page_pixels(
         return data
     if photometric == tifffile.PHOTOMETRIC.PALETTE:
         lut, colour = _tiff_colormap(path, page)
-        full = np.zeros((1 << max(8, page.bitspersample), 3), dtype=np.uint8)
-        full[: len(lut)] = lut[: len(full)]
-        return full[data] if colour else full[data, 0]
+        indices = data.astype(np.intp)  # 1-bit indices arrive as bool, which would mask, not index
+        return lut[indices] if colour else lut[indices, 0]
     rgb = data[..., :3]  # RGB; extra samples (alpha) are dropped
     if rgb.dtype == np.uint8:
         return rgb

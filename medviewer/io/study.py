@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.errors import FrameOutOfRangeError, UnreadableFileError
-from medviewer.io.dicom import DicomFile, decode_frame, is_dicom_file, modality_values, read_dicom_header
+from medviewer.io.dicom import DicomFile, decode_frame, modality_values, read_dicom_header
 from medviewer.io.discover import Skipped, discover_files
 from medviewer.io.raster import RasterImage, is_raster_path, read_raster
+from medviewer.io.volume_memory import allocate_volume
 from medviewer.io.window import Window, auto_window
 
 log = logging.getLogger(__name__)
@@ -165,20 +166,24 @@ class Series:
         """Stored values of frame `index` (decoded on first use, then cached)."""
         self._check_index(index)
         if self._decoded[index]:
-            return self._volume[index] if self._volume is not None else self._frame_cache[index]
-        frame = self.frames[index]
-        if self._volume_dtype is not None:
-            with self._lock:
-                if self._volume is None:
-                    rows, columns = self.shape
-                    # np.empty: pages are committed only as slices are written, so laziness stays cheap.
-                    self._volume = np.empty((len(self.frames), rows, columns), dtype=self._volume_dtype)
-            frame.decode(out=self._volume[index])
+            volume = self._volume
+            if volume is not None:
+                return volume[index]
+            cached = self._frame_cache.get(index)
+            return cached if cached is not None else self._volume[index]  # moved into the volume meanwhile
+        if self._volume is not None:
+            self.frames[index].decode(out=self._volume[index])
             self._decoded[index] = True
             return self._volume[index]
-        decoded = frame.decode()
-        self._frame_cache[index] = decoded
-        self._decoded[index] = True
+        # Before a full load, a frame lives on its own: allocating the volume would delay the first slice.
+        decoded = self.frames[index].decode()
+        with self._lock:
+            if self._volume is not None:  # load_all started meanwhile: keep the one copy
+                self._volume[index] = decoded
+                self._decoded[index] = True
+                return self._volume[index]
+            self._frame_cache[index] = decoded
+            self._decoded[index] = True
         return decoded
 
     def values(self, index: int) -> np.ndarray:
@@ -192,6 +197,7 @@ class Series:
     def load_all(self, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
                  workers: int | None = None) -> bool:
         """Decode every frame not yet decoded; False if cancelled. Threads overlap file reads and decoders."""
+        self._allocate_volume()
         pending = [index for index in range(len(self.frames)) if not self._decoded[index]]
         if not pending:
             if progress:
@@ -212,6 +218,18 @@ class Series:
                     if progress:
                         progress(done / len(self.frames))
         return not cancelled
+
+    def _allocate_volume(self) -> None:
+        """Give a monochrome series its volume and move frames decoded so far into it."""
+        if self._volume_dtype is None or self._volume is not None:
+            return
+        rows, columns = self.shape
+        volume = allocate_volume((len(self.frames), rows, columns), self._volume_dtype)
+        with self._lock:
+            for index, frame in self._frame_cache.items():
+                volume[index] = frame
+            self._volume = volume  # before the cache is cleared, so readers always find the frame
+            self._frame_cache.clear()
 
     def stored_volume(self) -> np.ndarray:
         """All stored values as one (frames, rows, columns) array; decodes what is missing."""
@@ -279,10 +297,8 @@ def load_studies(paths: Iterable[Path | str]) -> LoadedStudies:
         try:
             if is_raster_path(path):
                 raster_images.append(read_raster(path))
-            elif is_dicom_file(path):
-                dicom_files.append(read_dicom_header(path))
             else:
-                result.skipped.append(Skipped(path, "not a DICOM or image file"))
+                dicom_files.append(read_dicom_header(path))
         except UnreadableFileError as error:
             result.skipped.append(Skipped(error.path, error.reason))
     result.studies = _assemble_dicom(dicom_files, result.skipped) + [_raster_study(image) for image in raster_images]
