@@ -197,6 +197,17 @@ def _header_from_pydicom(path: Path) -> DicomFile:
         raise UnreadableFileError(path, "permission denied") from None
     except Exception as error:  # pydicom raises many types for corrupt input
         raise UnreadableFileError(path, f"not a readable DICOM file ({_short(error)})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _header_from_dataset(path, dataset)
+    except UnreadableFileError:
+        raise
+    except Exception as error:  # values convert lazily: a damaged element fails when first read
+        raise UnreadableFileError(path, f"invalid DICOM header ({_short(error)})") from None
+
+
+def _header_from_dataset(path: Path, dataset: Dataset) -> DicomFile:
     if not any(keyword in dataset for keyword in _PIXEL_KEYWORDS):
         raise NoPixelData(path, f"no pixel data ({_describe_sop_class(dataset)})")
     meta = getattr(dataset, "file_meta", None)
@@ -208,10 +219,7 @@ def _header_from_pydicom(path: Path) -> DicomFile:
         for element in dataset
         if element.keyword and element.keyword not in _PIXEL_KEYWORDS and element.VR != "SQ"
     }
-    try:
-        header = _header_from_elements(path, transfer_syntax, elements)
-    except (TypeError, ValueError, KeyError) as error:
-        raise UnreadableFileError(path, f"invalid image header ({_short(error)})") from None
+    header = _header_from_elements(path, transfer_syntax, elements)
     _apply_functional_groups(header, dataset)
     header.dataset = dataset
     _check_frame_size(header)
@@ -444,13 +452,16 @@ def modality_values(header: DicomFile, stored: np.ndarray) -> np.ndarray:
     The arithmetic is pydicom's `apply_modality_lut` (rescale or Modality LUT Sequence) and
     `apply_color_lut` (palette); we only choose the output dtype.
     """
-    if header.photometric == "PALETTE COLOR":
-        rgb = apply_color_lut(stored, _lut_dataset(header))
-        bits = 16 if rgb.dtype == np.uint16 else 8
-        return to_uint8_rgb(rgb, bits)
-    if header.is_colour:
-        return to_uint8_rgb(stored, header.bits_stored)
-    return np.asarray(apply_modality_lut(stored, _lut_dataset(header)), dtype=np.float32)
+    try:
+        if header.photometric == "PALETTE COLOR":
+            rgb = apply_color_lut(stored, _lut_dataset(header))
+            bits = 16 if rgb.dtype == np.uint16 else 8
+            return to_uint8_rgb(rgb, bits)
+        if header.is_colour:
+            return to_uint8_rgb(stored, header.bits_stored)
+        return np.asarray(apply_modality_lut(stored, _lut_dataset(header)), dtype=np.float32)
+    except Exception as error:  # a damaged LUT in the header surfaces only here
+        raise UnreadableFileError(header.path, f"invalid lookup table ({_short(error)})") from None
 
 
 def to_uint8_rgb(rgb: np.ndarray, bits: int) -> np.ndarray:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.fileset import FileSet
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +82,24 @@ def is_dicomdir(path: Path) -> bool:
 
 
 def _add_dicomdir(dicomdir: Path, add, found: Discovered) -> None:
+    # Why not pydicom's FileSet: it drops records whose file is missing with only a log warning, and the
+    # user must be told which images of their CD did not arrive. The records themselves are simple.
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            file_set = FileSet(pydicom.dcmread(dicomdir))
+            records = pydicom.dcmread(dicomdir, force=True).get("DirectoryRecordSequence")
     except Exception as error:  # a damaged index must not stop the files beside it from loading
         found.skipped.append(Skipped(dicomdir, f"unreadable DICOMDIR ({str(error).splitlines()[0][:120]})"))
         return
-    for instance in file_set:
-        referenced = Path(instance.path)
+    if records is None:
+        found.skipped.append(Skipped(dicomdir, "DICOMDIR without directory records"))
+        return
+    for record in records:
+        file_id = record.get("ReferencedFileID")
+        if not file_id:
+            continue  # patient, study and series records refer to no file
+        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+        referenced = dicomdir.parent.joinpath(*parts)
         if referenced.is_file():
             add(referenced)
         else:

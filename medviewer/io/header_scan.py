@@ -129,10 +129,13 @@ def scan_header(path: Path) -> ScannedHeader:
             raise FastScanUnsupported("no DICM preamble")
         size = os.fstat(handle.fileno()).st_size
         try:
-            return _scan(data, size)
-        except _NeedMoreBytes:
-            handle.seek(0)
-            return _scan(handle.read(), size)  # rare: a header larger than the first read
+            try:
+                return _scan(data, size)
+            except _NeedMoreBytes:
+                handle.seek(0)
+                return _scan(handle.read(), size)  # rare: a header larger than the first read
+        except struct.error:  # an element header cut off by the end of the data
+            raise MalformedDicom("element header past the end of the file") from None
 
 
 def _scan(buffer: bytes, size: int) -> ScannedHeader:
@@ -152,12 +155,13 @@ def _scan(buffer: bytes, size: int) -> ScannedHeader:
     interesting = _INTERESTING
     long_vrs = _LONG_LENGTH_VRS
     while True:
-        if position + 12 > end_of_buffer:
-            if end_of_buffer >= size:
-                if position >= size:
-                    break
-                raise MalformedDicom("element header past the end of the file")
+        # 12 bytes cover the longest element header; near the end of the file, 8 may be all there is.
+        if position + 12 > end_of_buffer and end_of_buffer < size:
             raise _NeedMoreBytes(position + 12)
+        if position + 8 > end_of_buffer:
+            if position >= size:
+                break
+            raise MalformedDicom("element header past the end of the file")
         if implicit:
             group, element, length = unpack_implicit(buffer, position)
             vr = None
@@ -165,6 +169,8 @@ def _scan(buffer: bytes, size: int) -> ScannedHeader:
         else:
             group, element, vr, length = unpack_explicit(buffer, position)
             if vr in long_vrs:
+                if position + 12 > end_of_buffer:
+                    raise MalformedDicom("element header past the end of the file")
                 (length,) = unpack_u32(buffer, position + 8)
                 value_start = position + 12
             else:
@@ -251,13 +257,14 @@ def _skip_undefined_length(buffer: bytes, position: int, end_of_buffer: int, siz
 def _skip_item_elements(buffer: bytes, position: int, end_of_buffer: int, size: int, implicit: bool) -> int:
     """Skip the elements of an undefined-length item up to and including its delimiter."""
     while True:
-        _check_bounds(position + 12, end_of_buffer, size)
+        _check_bounds(position + 8, end_of_buffer, size)
         if implicit:
             group, element, length = _IMPLICIT_HEADER.unpack_from(buffer, position)
             value_start, vr = position + 8, None
         else:
             group, element, vr, length = _EXPLICIT_HEADER.unpack_from(buffer, position)
             if vr in _LONG_LENGTH_VRS:
+                _check_bounds(position + 12, end_of_buffer, size)
                 (length,) = _U32.unpack_from(buffer, position + 8)
                 value_start = position + 12
             else:

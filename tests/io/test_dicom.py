@@ -224,3 +224,33 @@ def test_value_pipeline_matches_pydicom(tmp_path_factory, dtype_and_sign, shape,
     series = load_studies([path]).series[0]
     assert series.first.header.dataset is None  # the fast path was exercised
     np.testing.assert_array_equal(series.values(0), expected)
+
+
+# --- robustness: damaged files are loaded or skipped with a reason, never a crash ---------------------
+
+_SAMPLE_BYTES = (Path(__file__).resolve().parents[2] / "resources" / "sample_study" / "IM_00001.dcm").read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cut=st.integers(0, len(_SAMPLE_BYTES)),
+    flips=st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=6),
+)
+def test_damaged_files_never_crash_the_loader(tmp_path_factory, cut, flips):
+    data = bytearray(_SAMPLE_BYTES[:cut])
+    for offset, value in flips:
+        if offset < len(data):
+            data[offset] = value
+    path = tmp_path_factory.mktemp("damaged") / "x.dcm"
+    path.write_bytes(bytes(data))
+    loaded = load_studies([path])
+    assert len(loaded.series) + len(loaded.skipped) == 1
+    for skipped in loaded.skipped:
+        assert skipped.reason and "\n" not in skipped.reason
+    for series in loaded.series:
+        try:
+            values = series.values(0)
+        except UnreadableFileError as error:
+            assert error.reason and "\n" not in error.reason
+        else:
+            assert values.shape == series.shape
