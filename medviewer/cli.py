@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from medviewer import __version__
-from medviewer.errors import MedViewerError, UnreadableFileError
+from medviewer.errors import FrameOutOfRangeError, MedViewerError, UnreadableFileError
 from medviewer.io.export import EXPORT_SUFFIXES, export_frame
 from medviewer.io.study import LoadedStudies, Series, load_studies
 from medviewer.io.window import Window, auto_window
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `medviewer info ... | head`: the reader left; Python's documented remedy
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _load_or_fail(paths: list[Path]) -> LoadedStudies:
@@ -147,7 +151,8 @@ def format_report(report: dict) -> str:
     for study in report["studies"]:
         head = f"Study {study['description'] or '(no description)'}"
         if study["date"]:
-            head += f"  date {study['date']}"
+            date = study["date"]
+            head += f"  date {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else f"  date {date}"
         if study["patient_name"] or study["patient_id"]:
             head += f"  patient {study['patient_name']} ({study['patient_id']})"
         lines.append(head)
@@ -193,8 +198,11 @@ def run_export(arguments: argparse.Namespace) -> int:
         series = all_series[arguments.series]
     else:
         raise MedViewerError(f"--series {arguments.series} is out of range: there are {len(all_series)} series")
-    export_frame(series, arguments.frame, arguments.output, chosen_window=_parse_window(arguments.window, series, arguments.frame),
-                 bits=arguments.depth)
+    try:
+        export_frame(series, arguments.frame, arguments.output,
+                     chosen_window=_parse_window(arguments.window, series, arguments.frame), bits=arguments.depth)
+    except FrameOutOfRangeError as error:
+        raise MedViewerError(f"{arguments.paths[0]}: {error}") from None
     return 0
 
 

@@ -213,3 +213,36 @@ def test_sample_study_is_a_trustworthy_ct(repo_root):
     assert series.slice_spacing_mm == pytest.approx(5.0)
     hu = np.stack([series.values(i) for i in range(len(series))])
     assert hu.min() >= -1024 and hu.max() > 700  # air and skull
+
+
+def _encapsulated_pdf(path: Path) -> Path:
+    dataset = pydicom.Dataset()
+    dataset.file_meta = pydicom.dataset.FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    dataset.file_meta.MediaStorageSOPClassUID = pydicom.uid.EncapsulatedPDFStorage
+    dataset.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.SOPClassUID = pydicom.uid.EncapsulatedPDFStorage
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID
+    dataset.Modality = "DOC"
+    dataset.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    dataset.EncapsulatedDocument = b"%PDF-1.4\n%%EOF\n"
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_encapsulated_pdf_and_rt_plan_are_skipped_beside_images(tmp_path, phantom):
+    write_ct_series(tmp_path, phantom[:2])
+    _encapsulated_pdf(tmp_path / "report.dcm")
+    shutil.copy(get_testdata_file("rtplan.dcm"), tmp_path / "plan.dcm")
+    loaded = load_studies([tmp_path])
+    assert len(loaded.series) == 1 and len(loaded.series[0]) == 2
+    reasons = {skip.path.name: skip.reason for skip in loaded.skipped}
+    assert reasons == {"report.dcm": "no pixel data (Encapsulated PDF Storage)",
+                       "plan.dcm": "no pixel data (RT Plan Storage)"}
+
+
+def test_a_folder_with_nothing_readable_gives_no_series_and_all_reasons(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    (tmp_path / "b.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
+    loaded = load_studies([tmp_path])
+    assert loaded.series == [] and len(loaded.skipped) == 2
