@@ -32,12 +32,20 @@ def write_atomically(destination: Path, write: Callable[[Path], None]) -> Path:
     temporary = Path(temporary_name)
     try:
         write(temporary)
+        # mkstemp creates 0600 files; an export should get the permissions any new file would.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, destination)
     except OSError as error:
         raise OutputError(f"{destination}: cannot write ({error.strerror or error})") from None
     finally:
         temporary.unlink(missing_ok=True)
     return destination
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def refuse_overwriting_inputs(destination: Path, inputs: Iterable[Path]) -> None:
