@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -12,40 +10,11 @@ import tifffile
 from PIL import Image
 
 from medviewer.errors import OutputError
+from medviewer.io.atomic import write_atomically
 from medviewer.io.study import Series
 from medviewer.io.window import Window, apply_window, to_display_integers
 
 EXPORT_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
-
-
-def write_atomically(destination: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the destination's folder, then `os.replace` it into place.
-
-    A crash or a full disk leaves either the old file or the new one, never half of one.
-    """
-    destination = Path(destination)
-    folder = destination.parent if str(destination.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"{destination}: folder {folder} does not exist")
-    handle, temporary_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".partial", dir=folder)
-    os.close(handle)
-    temporary = Path(temporary_name)
-    try:
-        write(temporary)
-        # mkstemp creates 0600 files; an export should get the permissions any new file would.
-        os.chmod(temporary, 0o666 & ~_current_umask())
-        os.replace(temporary, destination)
-    except OSError as error:
-        raise OutputError(f"{destination}: cannot write ({error.strerror or error})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
-    return destination
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def refuse_overwriting_inputs(destination: Path, inputs: Iterable[Path]) -> None:

@@ -23,6 +23,7 @@ from pydicom.uid import UID, generate_uid
 from pydicom.valuerep import DSfloat
 
 from medviewer.errors import OutputError
+from medviewer.io.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -390,7 +391,7 @@ def write_ct_series(
             dataset["PixelData"].value = stored.tobytes()
         else:
             dataset.compress(transfer_syntax, stored, encoding_plugin=plugin, generate_instance_uid=False)
-        _write_dataset_atomically(dataset, path)
+        write_atomically(path, lambda temporary: pydicom.dcmwrite(temporary, dataset, enforce_file_format=True))
     if total_clipped:
         logger.debug("clipped %d pixel values to the %d-bit stored range", total_clipped, bits_stored)
     logger.info("wrote %d CT slices (%s) to %s", slice_count, transfer_syntax.name, folder)
@@ -612,17 +613,6 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
-def _write_dataset_atomically(dataset: Dataset, path: Path) -> None:
-    """Readers scanning the folder never see a half-written file: write a hidden temp, then rename."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pydicom.dcmwrite(temporary, dataset, enforce_file_format=True)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------------------------------
 # Exports
 # --------------------------------------------------------------------------------------------------
@@ -665,10 +655,4 @@ def write_sample_png(path: Path, image: np.ndarray) -> None:
     if image.ndim != 2 or image.dtype != np.uint8:
         raise ValueError(f"need a 2-D uint8 image, got {image.dtype} with shape {image.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(image).save(temporary, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda temporary: Image.fromarray(image).save(temporary, format="PNG"))
