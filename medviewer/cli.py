@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--frame", type=int, default=0, metavar="N", help="frame number, counting from 0 (default 0)")
     export.add_argument("--series", type=int, default=None, metavar="S", help="series number as listed by `info` (needed when PATH holds several)")
     export.add_argument("--window", default="file", metavar="C,W|auto|file",
-                        help="PNG/TIFF window: center,width in the image's units, 'auto' (0.1-99.9 percentiles), or 'file' (default)")
+                        help="PNG/TIFF window: center,width in the image's units, 'auto' (0.1-99.9 percentiles), "
+                             "or 'file' (default: the file's VOI LUT or first window, else auto)")
     export.add_argument("--depth", type=int, choices=(8, 16), default=8, help="PNG/TIFF bit depth (default 8)")
     return parser
 
@@ -133,6 +134,7 @@ def describe_series(series: Series) -> dict:
         "slice_spacing_mm": series.slice_spacing_mm,
         "monochrome1": series.invert_display,
         "windows": [{"center": w.center, "width": w.width, "function": w.function, "name": w.name} for w in series.file_windows],
+        "voi_lut": series.has_voi_lut,
     }
     try:
         series.values(0)
@@ -161,6 +163,8 @@ def format_report(report: dict) -> str:
             lines.append(f"  series {s['index']}: {kind} \"{s['description']}\"  {s['rows']}x{s['columns']}  "
                          f"{s['frames']} frame{'s' if s['frames'] != 1 else ''}  {s['transfer_syntax']}")
             details = []
+            if s["voi_lut"]:
+                details.append("display by the file's VOI LUT")
             if s["windows"]:
                 w = s["windows"][0]
                 details.append(f"window {w['center']:g}/{w['width']:g} ({w['name']})")
@@ -212,7 +216,7 @@ def run_export(arguments: argparse.Namespace) -> int:
 
 def _parse_window(text: str, series: Series, frame: int) -> Window | None:
     if text == "file":
-        return None  # the series' default: the file's first window, else auto
+        return None  # the series' default: the file's VOI LUT or first window, else auto
     if text == "auto":
         return auto_window(series.values(frame))
     try:

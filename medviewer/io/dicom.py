@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pydicom.config
 from pydicom.dataset import Dataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 from pydicom.uid import UID
 
@@ -462,6 +462,26 @@ def modality_values(header: DicomFile, stored: np.ndarray) -> np.ndarray:
         return np.asarray(apply_modality_lut(stored, _lut_dataset(header)), dtype=np.float32)
     except Exception as error:  # a damaged LUT in the header surfaces only here
         raise UnreadableFileError(header.path, f"invalid lookup table ({_short(error)})") from None
+
+
+def has_voi_lut(header: DicomFile) -> bool:
+    return header.dataset is not None and bool(header.dataset.get("VOILUTSequence"))
+
+
+def voi_lut_brightness(header: DicomFile, values: np.ndarray) -> np.ndarray:
+    """The file's VOI LUT Sequence (pydicom's `apply_voi`) as brightness in [0, 1].
+
+    The LUT's output range is 0 .. 2**bits - 1, bits being the third LUT Descriptor value (PS3.3 C.11.2.1.1).
+    """
+    try:
+        item = header.dataset.VOILUTSequence[0]
+        bits = int(item.LUTDescriptor[2])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "VOI LUT on a float input": our values are whole where LUTs apply
+            mapped = apply_voi(values, header.dataset)
+        return (np.asarray(mapped, dtype=np.float32) / float((1 << bits) - 1)).clip(0.0, 1.0)
+    except Exception as error:
+        raise UnreadableFileError(header.path, f"invalid VOI LUT ({_short(error)})") from None
 
 
 def to_uint8_rgb(rgb: np.ndarray, bits: int) -> np.ndarray:

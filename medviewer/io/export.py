@@ -12,7 +12,7 @@ from PIL import Image
 from medviewer.errors import OutputError
 from medviewer.io.atomic import write_atomically
 from medviewer.io.study import Series
-from medviewer.io.window import Window, apply_window, to_display_integers
+from medviewer.io.window import Window, to_display_integers
 
 EXPORT_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
@@ -27,8 +27,8 @@ def refuse_overwriting_inputs(destination: Path, inputs: Iterable[Path]) -> None
 
 def export_frame(series: Series, index: int, destination: Path, *, chosen_window: Window | None = None,
                  bits: int = 8) -> Path:
-    """Write one frame: `.npy` keeps the values (float32 in real units, or uint8 RGB); PNG/TIFF are
-    windowed for display at 8 or 16 bits (colour images are written as 8-bit RGB)."""
+    """Write one frame: `.npy` keeps the values (float32 in real units, or uint8 RGB); PNG/TIFF hold what
+    the viewer shows (`Series.display`: window or the file's VOI LUT) at 8 or 16 bits; colour is 8-bit RGB."""
     destination = Path(destination)
     suffix = destination.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
@@ -49,8 +49,7 @@ def export_frame(series: Series, index: int, destination: Path, *, chosen_window
             raise OutputError(f"{destination}: colour images are exported as 8-bit RGB; drop --depth 16")
         display = values
     else:
-        chosen = chosen_window or series.default_window(index)
-        display = to_display_integers(apply_window(values, chosen, invert=series.invert_display), bits)
+        display = to_display_integers(series.display(index, chosen_window), bits)
     if suffix == ".png":
         return write_atomically(destination, lambda path: Image.fromarray(display).save(path, format="PNG"))
     return write_atomically(destination, lambda path: tifffile.imwrite(path, display, photometric="rgb" if display.ndim == 3 else "minisblack"))

@@ -14,11 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.errors import FrameOutOfRangeError, UnreadableFileError
-from medviewer.io.dicom import DicomFile, decode_frame, modality_values, read_dicom_header
+from medviewer.io.dicom import (
+    DicomFile,
+    decode_frame,
+    has_voi_lut,
+    modality_values,
+    read_dicom_header,
+    voi_lut_brightness,
+)
 from medviewer.io.discover import Skipped, discover_files
 from medviewer.io.raster import RasterImage, is_raster_path, read_raster
 from medviewer.io.volume_memory import allocate_volume
-from medviewer.io.window import Window, auto_window
+from medviewer.io.window import Window, apply_window, auto_window
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +244,26 @@ class Series:
         if self._volume is not None:
             return self._volume
         return np.stack([self._frame_cache[index] for index in range(len(self.frames))])
+
+    @property
+    def has_voi_lut(self) -> bool:
+        """The file carries a VOI LUT Sequence: a non-linear display mapping chosen by the modality."""
+        return isinstance(self.first, DicomFrame) and has_voi_lut(self.first.header)
+
+    def display(self, index: int, chosen_window: Window | None = None) -> np.ndarray:
+        """Frame `index` as a viewer shows it: brightness in [0, 1] (H x W, or H x W x 3 for colour).
+
+        Grayscale uses `chosen_window`, else the file's VOI LUT Sequence, else its first window, else an
+        automatic one; MONOCHROME1 is inverted. Colour is shown as stored.
+        """
+        values = self.values(index)
+        if self.is_colour:
+            return values.astype(np.float32) / 255.0
+        frame = self.frames[index]
+        if chosen_window is None and isinstance(frame, DicomFrame) and has_voi_lut(frame.header):
+            brightness = voi_lut_brightness(frame.header, values)
+            return 1.0 - brightness if self.invert_display else brightness
+        return apply_window(values, chosen_window or self.default_window(index), invert=self.invert_display)
 
     def default_window(self, index: int = 0) -> Window:
         """The file's first window (DICOM says the first is the default), else auto from the values."""

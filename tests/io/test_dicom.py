@@ -11,14 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.pixels import apply_color_lut, apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from PIL import Image
 
 from medviewer.cli import main
 from medviewer.errors import UnreadableFileError
 from medviewer.io.dicom import read_dicom_header, to_uint8_rgb
 from medviewer.io.discover import is_dicomdir
 from medviewer.io.study import load_studies
+from medviewer.io.window import Window
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 ALL_FILES = sorted(path for path in TEST_FILES.rglob("*") if path.is_file())
@@ -254,3 +256,46 @@ def test_damaged_files_never_crash_the_loader(tmp_path_factory, cut, flips):
             assert error.reason and "\n" not in error.reason
         else:
             assert values.shape == series.shape
+
+
+# --- VOI LUT Sequence: the file's own display mapping is the default -----------------------------------
+
+def _with_voi_lut(path: Path, bits: int, inverted_mono1: bool = False) -> Path:
+    """MR_small with a non-linear (square-root) VOI LUT of 2**bits - 1 levels, and no window tags."""
+    dataset = pydicom.dcmread(pydicom.data.get_testdata_file("MR_small.dcm"))
+    for keyword in ("WindowCenter", "WindowWidth"):
+        if keyword in dataset:
+            delattr(dataset, keyword)
+    first, entries = 0, 4096
+    lut = np.rint(np.sqrt(np.arange(entries) / (entries - 1)) * ((1 << bits) - 1)).astype(np.uint16)
+    item = Dataset()
+    item.LUTDescriptor = [entries, first, bits]
+    item.add_new(0x00283006, "US", lut.tolist())  # LUT Data: US or OW; US for the list
+    dataset.VOILUTSequence = pydicom.Sequence([item])
+    if inverted_mono1:
+        dataset.PhotometricInterpretation = "MONOCHROME1"
+    dataset.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_default_display_applies_the_files_voi_lut_like_pydicom(tmp_path: Path, bits: int):
+    path = _with_voi_lut(tmp_path / "voi.dcm", bits)
+    reference = pydicom.dcmread(path)
+    expected = apply_voi_lut(apply_modality_lut(reference.pixel_array, reference), reference) / ((1 << bits) - 1)
+    (series,) = load_studies([path]).series
+    assert series.has_voi_lut
+    np.testing.assert_allclose(series.display(0), expected, atol=1e-6)
+    # The exported PNG is that display; a manual window overrides the LUT.
+    out = tmp_path / "out.png"
+    assert main(["export", str(path), "-o", str(out)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.rint(expected * 255).astype(np.uint8))
+    manual = series.display(0, Window(600, 1200))
+    assert not np.allclose(manual, expected)
+
+
+def test_voi_lut_on_monochrome1_is_inverted_for_display(tmp_path: Path):
+    path = _with_voi_lut(tmp_path / "voi1.dcm", 12, inverted_mono1=True)
+    (series,) = load_studies([path]).series
+    normal = load_studies([_with_voi_lut(tmp_path / "voi2.dcm", 12)]).series[0]
+    np.testing.assert_allclose(series.display(0), 1.0 - normal.display(0), atol=1e-6)
