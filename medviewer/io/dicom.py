@@ -149,10 +149,10 @@ def is_dicom_file(path: Path) -> bool:
 def read_dicom_header(path: Path) -> DicomFile:
     """Header facts of one file: the fast scanner where it applies, pydicom otherwise."""
     path = Path(path)
-    _check_readable(path)
     try:
         scanned = scan_header(path)
     except (FastScanUnsupported, MalformedDicom, ValueError, OSError) as reason:
+        _check_readable(path)  # only now: three stat calls per file are a tenth of the header budget
         if not is_dicom_file(path):
             raise NotDicom(path, "not a DICOM or image file") from None
         log.debug("%s: reading header with pydicom (%s)", path, reason)
@@ -186,6 +186,13 @@ def _check_readable(path: Path) -> None:
         raise UnreadableFileError(path, "is a folder, not a file")
     if path.stat().st_size == 0:
         raise UnreadableFileError(path, "empty file")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise UnreadableFileError(path, "permission denied") from None
+    except OSError as error:
+        raise UnreadableFileError(path, f"cannot open ({error.strerror or error})") from None
 
 
 def _header_from_pydicom(path: Path) -> DicomFile:

@@ -288,10 +288,16 @@ def _convert(raw: dict[int, tuple[str, bytes]]) -> dict[str, object]:
         raise FastScanUnsupported(f"character set {charset}")
     encoding = _SIMPLE_CHARSETS[charset]
     values: dict[str, object] = {}
+    cache = _CONVERTED
     for tag, (vr, data) in raw.items():
         keyword = WANTED_TAGS[tag][0]
         if not data:
             continue  # present but empty: pydicom gives None/'' which callers treat as absent
+        key = (tag, vr, encoding, data)
+        cached = cache.get(key, _MISSING)
+        if cached is not _MISSING:
+            values[keyword] = cached
+            continue
         if vr in ("US", "SS"):
             if len(data) % 2:
                 raise MalformedDicom(f"{keyword} has an odd length")
@@ -303,7 +309,19 @@ def _convert(raw: dict[int, tuple[str, bytes]]) -> dict[str, object]:
             values[keyword] = _parse_text(keyword, vr, text)
         else:
             raise FastScanUnsupported(f"{keyword} has VR {vr}")
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        # Values are shared between files: lists are handed out as tuples so that no caller can mutate them.
+        value = values[keyword]
+        cache[key] = values[keyword] = tuple(value) if isinstance(value, list) else value
     return values
+
+
+# Most elements repeat byte for byte across the files of a series (UIDs, descriptions, spacing, windows,
+# rescale): converting each distinct value once halves the header cost of a large series.
+_CONVERTED: dict[tuple, object] = {}
+_CACHE_LIMIT = 50_000
+_MISSING = object()
 
 
 def _parse_text(keyword: str, vr: str, text: str) -> object:
