@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat
 import warnings
@@ -178,7 +179,7 @@ def _check_frame_size(path: Path, rows: int, cols: int) -> None:
 
 
 def _finish(array: np.ndarray) -> np.ndarray:
-    """A writable, C-ordered, native-order ndarray that shares no memory with a decoder buffer or a memory map."""
+    """A writable, C-ordered, native-order ndarray sharing no memory with a decoder buffer or memory map."""
     dtype = array.dtype.newbyteorder("=") if array.dtype.byteorder not in "=|" else array.dtype
     if (
         type(array) is np.ndarray
@@ -304,7 +305,7 @@ def _palette_pixels(image: Image.Image) -> tuple[np.ndarray, bool]:
     indices = np.asarray(image)
     palette = image.getpalette("RGB") or []
     entries = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
-    lut = np.zeros((256, 3), dtype=np.uint8)  # indices past the palette's end show black, as in Pillow
+    lut = np.zeros((256, 3), dtype=np.uint8)  # indices past the palette's end show black
     lut[: len(entries)] = entries
     if np.array_equal(lut[:, 0], lut[:, 1]) and np.array_equal(lut[:, 1], lut[:, 2]):
         return _finish(lut[indices, 0]), False
@@ -336,40 +337,54 @@ def _read_tiff(path: Path, stream: BinaryIO, size: int) -> RasterImage:
         raise _decoder_failure(path, "TIFF", exc) from exc
     with tif:
         try:
-            pages = [(index, page) for index, page in enumerate(tif.pages)]
+            kept, layout = _tiff_frames(path, tif, size)
+        except UnreadableFileError:
+            raise
         except Exception as exc:
+            # tifffile parses tags lazily, as their properties are read; damaged tags fail there in
+            # many ways (ZeroDivisionError, TypeError, TiffFileError ...), all meaning "corrupt".
             raise _decoder_failure(path, "TIFF", exc) from exc
-        # Reduced-resolution pages are thumbnails or pyramid levels of the main image, not frames.
-        frames = [(index, page) for index, page in pages if not page.is_reduced] or pages
-        if not frames:
-            raise UnreadableFileError(path, "TIFF file holds no readable image")
-        first_index, first = frames[0]
-        layout = _tiff_layout(path, first)
-        kept = []
-        for index, page in frames:
-            if index != first_index and not _same_tiff_layout(path, page, layout):
-                # A file mixing sizes (a label, a preview) has one main image series; show that one.
-                log.warning(
-                    "%s: skipping TIFF page %d, whose size or type differs from page %d",
-                    path, index, first_index,
-                )
-                continue
-            _check_tiff_complete(path, page, size)
-            kept.append((index, page))
         shape = (len(kept), layout.rows, layout.cols) + ((3,) if layout.is_colour else ())
         try:
             pixels = np.empty(shape, dtype=layout.dtype)
         except MemoryError as exc:
             raise UnreadableFileError(path, "not enough memory to decode the image") from exc
+        pillow = _PillowTiff(stream)
         for frame, (index, page) in enumerate(kept):
-            decoded = _tiff_page_pixels(path, stream, index, page, layout)
+            decoded = _tiff_page_pixels(path, pillow, index, page, layout)
             if decoded.shape != pixels.shape[1:]:  # the tags lied about the data
                 raise UnreadableFileError(
-                    path, f"corrupt TIFF file (page {index} decodes to {decoded.shape}, not {pixels.shape[1:]})"
+                    path, f"corrupt TIFF file (page {index} decodes to {decoded.shape}, not {pixels.shape[1:]})",
                 )
             pixels[frame] = decoded
-    bits = first.dtype.itemsize * 8 if first.dtype is not None else 8
+        bits = kept[0][1].dtype.itemsize * 8
     return RasterImage(path, "TIFF", pixels, layout.is_colour, bits)
+
+
+def _tiff_frames(
+    path: Path, tif: tifffile.TiffFile, size: int
+) -> tuple[list[tuple[int, tifffile.TiffPage]], _PageLayout]:
+    """The pages to show, with the layout they share, from tags alone."""
+    # Counting first indexes the whole IFD chain, which tifffile checks for loops; iterating
+    # tif.pages directly can spin forever on some damaged chains.
+    pages = [(index, tif.pages[index]) for index in range(len(tif.pages))]
+    # Reduced-resolution pages are thumbnails or pyramid levels of the main image, not frames.
+    frames = [(index, page) for index, page in pages if not page.is_reduced] or pages
+    if not frames:
+        raise UnreadableFileError(path, "TIFF file holds no readable image")
+    first_index, first = frames[0]
+    layout = _tiff_layout(path, first)
+    kept = []
+    for index, page in frames:
+        if index != first_index and not _same_tiff_layout(path, page, layout):
+            # A file mixing sizes (a label, a preview) has one main image series; show that one.
+            log.warning(
+                "%s: skipping TIFF page %d, whose size or type differs from page %d", path, index, first_index
+            )
+            continue
+        _check_tiff_complete(path, page, size)
+        kept.append((index, page))
+    return kept, layout
 
 
 def _same_tiff_layout(path: Path, page: tifffile.TiffPage, layout: _PageLayout) -> bool:
@@ -450,13 +465,20 @@ def _check_tiff_complete(path: Path, page: tifffile.TiffPage, size: int) -> None
     present = counts > 0
     if np.any(offsets[present] + counts[present] > size):
         raise UnreadableFileError(path, "truncated TIFF file")
+    # tifffile fills strips or tiles the tags do not list with zeros; a damaged ImageLength can thus
+    # turn an 800-byte file into millions of empty strips, slow to "decode" and meaningless to show.
+    expected = math.prod(page.chunked)
+    if len(offsets) < expected:
+        raise UnreadableFileError(
+            path, f"corrupt TIFF file ({len(offsets)} of {expected} strips or tiles present)"
+        )
 
 
 def _tiff_page_pixels(
-    path: Path, stream: BinaryIO, index: int, page: tifffile.TiffPage, layout: _PageLayout
+    path: Path, pillow: _PillowTiff, index: int, page: tifffile.TiffPage, layout: _PageLayout
 ) -> np.ndarray:
     if page.photometric in _TIFF_VIA_PILLOW:
-        return _tiff_page_via_pillow(path, stream, index, page, layout)
+        return _tiff_page_via_pillow(path, pillow, index, page, layout)
     try:
         data = page.asarray()
     except Exception as exc:
@@ -464,7 +486,7 @@ def _tiff_page_pixels(
         # common compressions; Pillow's libtiff can.
         if isinstance(exc, ImportError) or "imagecodecs" in str(exc):
             log.debug("tifffile cannot decode %s page %d (%s); using Pillow", path, index, exc)
-            return _tiff_page_via_pillow(path, stream, index, page, layout)
+            return _tiff_page_via_pillow(path, pillow, index, page, layout)
         raise _decoder_failure(path, "TIFF", exc) from exc
 
     samples = page.samplesperpixel
@@ -502,17 +524,30 @@ def _invert_miniswhite(path: Path, data: np.ndarray, bits: int) -> np.ndarray:
     return data
 
 
+class _PillowTiff:
+    """Pillow's view of the open TIFF, opened once when first needed: reaching page n afresh walks n IFDs."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self._image: Image.Image | None = None
+
+    def page(self, index: int) -> Image.Image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # size checked already
+            if self._image is None:
+                self._stream.seek(0)
+                self._image = Image.open(self._stream, formats=["TIFF"])
+            self._image.seek(index)
+            self._image.load()
+        return self._image
+
+
 def _tiff_page_via_pillow(
-    path: Path, stream: BinaryIO, index: int, page: tifffile.TiffPage, layout: _PageLayout
+    path: Path, pillow: _PillowTiff, index: int, page: tifffile.TiffPage, layout: _PageLayout
 ) -> np.ndarray:
     """Decode one page with Pillow and bring it to the layout tifffile's tags promised."""
     try:
-        stream.seek(0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # size checked already
-            image = Image.open(stream, formats=["TIFF"])
-            image.seek(index)
-            image.load()
+        image = pillow.page(index)
     except UnidentifiedImageError as exc:
         log.debug("Pillow cannot read %s either", path, exc_info=exc)
         raise UnreadableFileError(
@@ -522,7 +557,9 @@ def _tiff_page_via_pillow(
         raise _decoder_failure(path, "TIFF", exc) from exc
     pixels, is_colour = _pillow_pixels(path, image, "TIFF")
     if pixels.shape[:2] != (layout.rows, layout.cols) or is_colour != layout.is_colour:
-        raise UnreadableFileError(path, f"unsupported TIFF page {index} ({_tag_name(page.compression)} compressed)")
+        raise UnreadableFileError(
+            path, f"unsupported TIFF page {index} ({_tag_name(page.compression)} compressed)"
+        )
     if is_colour:
         return pixels
     # Pillow inverts 1- and 8-bit MinIsWhite itself but leaves wider samples as stored.
@@ -543,7 +580,7 @@ def _tiff_page_via_pillow(
 
 
 def _read_npy(path: Path, stream: BinaryIO, size: int) -> RasterImage:
-    shape, fortran_order, dtype, data_offset = _npy_header(path, stream)
+    shape, dtype, data_offset = _npy_header(path, stream)
     if dtype.hasobject:
         # Loading objects means unpickling, which can run arbitrary code.
         raise UnreadableFileError(path, "object arrays are not allowed")
@@ -558,17 +595,18 @@ def _read_npy(path: Path, stream: BinaryIO, size: int) -> RasterImage:
 
     ndim = len(shape)
     if ndim == 2:
-        is_colour, frames, rows, cols = False, 1, shape[0], shape[1]
+        is_colour, rows, cols = False, shape[0], shape[1]
     elif ndim == 3 and shape[-1] in (3, 4):
-        is_colour, frames, rows, cols = True, 1, shape[0], shape[1]
+        is_colour, rows, cols = True, shape[0], shape[1]
     elif ndim == 3:
-        is_colour, frames, rows, cols = False, shape[0], shape[1], shape[2]
+        is_colour, rows, cols = False, shape[1], shape[2]
     elif ndim == 4 and shape[-1] in (3, 4):
-        is_colour, frames, rows, cols = True, shape[0], shape[1], shape[2]
+        is_colour, rows, cols = True, shape[1], shape[2]
     else:
         raise UnreadableFileError(path, f"unsupported .npy array of shape {shape}")
     _check_frame_size(path, rows, cols)
-    if size < data_offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    # math.prod, not np.prod: a forged header's extents must not wrap around 64 bits.
+    if size < data_offset + math.prod(shape) * dtype.itemsize:
         raise UnreadableFileError(path, "truncated .npy file")
 
     try:
@@ -591,16 +629,16 @@ def _read_npy(path: Path, stream: BinaryIO, size: int) -> RasterImage:
     return RasterImage(path, "NPY", pixels, is_colour, dtype.itemsize * 8)
 
 
-def _npy_header(path: Path, stream: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-    """Shape, order, dtype and data offset, read from the header before any data is touched."""
+def _npy_header(path: Path, stream: BinaryIO) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and data offset, read from the header before any data is touched."""
     fmt = np.lib.format
     try:
         version = fmt.read_magic(stream)
         if version == (1, 0):
-            shape, fortran_order, dtype = fmt.read_array_header_1_0(stream)
+            shape, _fortran_order, dtype = fmt.read_array_header_1_0(stream)
         elif version in ((2, 0), (3, 0)):
             # 3.0 differs only in allowing UTF-8 field names, i.e. structured arrays, refused anyway.
-            shape, fortran_order, dtype = fmt.read_array_header_2_0(stream)
+            shape, _fortran_order, dtype = fmt.read_array_header_2_0(stream)
         else:
             raise UnreadableFileError(path, f"unsupported .npy format version {version[0]}.{version[1]}")
     except UnreadableFileError:
@@ -610,7 +648,7 @@ def _npy_header(path: Path, stream: BinaryIO) -> tuple[tuple[int, ...], bool, np
         if "EOF" in str(exc):
             raise UnreadableFileError(path, "truncated .npy file") from exc
         raise UnreadableFileError(path, "corrupt .npy header") from exc
-    return tuple(int(extent) for extent in shape), bool(fortran_order), np.dtype(dtype), stream.tell()
+    return tuple(int(extent) for extent in shape), np.dtype(dtype), stream.tell()
 
 
 def _npy_colour(path: Path, rgb: np.ndarray) -> np.ndarray:
