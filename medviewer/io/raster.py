@@ -16,6 +16,7 @@ import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from medviewer.errors import UnreadableFileError
+from medviewer.io.volume_memory import too_large_for_memory
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +346,10 @@ def _read_tiff(path: Path, stream: BinaryIO, size: int) -> RasterImage:
             # many ways (ZeroDivisionError, TypeError, TiffFileError ...), all meaning "corrupt".
             raise _decoder_failure(path, "TIFF", exc) from exc
         shape = (len(kept), layout.rows, layout.cols) + ((3,) if layout.is_colour else ())
+        # Compressed pages can expand far beyond the file's size: check the total before allocating.
+        reason = too_large_for_memory(math.prod(shape) * np.dtype(layout.dtype).itemsize)
+        if reason:
+            raise UnreadableFileError(path, reason)
         try:
             pixels = np.empty(shape, dtype=layout.dtype)
         except MemoryError as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medviewer.errors import FrameOutOfRangeError, UnreadableFileError
+from medviewer.errors import FrameOutOfRangeError, MedViewerError, UnreadableFileError
 from medviewer.io.dicom import (
     DicomFile,
     decode_frame,
@@ -24,7 +24,7 @@ from medviewer.io.dicom import (
 )
 from medviewer.io.discover import Skipped, discover_files
 from medviewer.io.raster import RasterImage, is_raster_path, read_raster
-from medviewer.io.volume_memory import allocate_volume
+from medviewer.io.volume_memory import allocate_volume, too_large_for_memory
 from medviewer.io.window import Window, apply_window, auto_window
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,9 @@ class Series:
         if self._volume_dtype is None or self._volume is not None:
             return
         rows, columns = self.shape
+        reason = too_large_for_memory(len(self.frames) * rows * columns * self._volume_dtype.itemsize)
+        if reason:
+            raise MedViewerError(f"series {self.description!r}: {reason}; browse it slice by slice instead")
         volume = allocate_volume((len(self.frames), rows, columns), self._volume_dtype)
         with self._lock:
             for index, frame in self._frame_cache.items():

@@ -11,12 +11,30 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 import sys
 
 import numpy as np
 
 MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux value; absent from Python < 3.13
 _SMALL = 16 * 1024 * 1024  # below this, page faults cost less than the extra system calls
+
+
+def memory_budget_bytes() -> int:
+    """How much one decoded image or series may take: half the machine's memory, leaving room for the
+    rest of the application (display copies, enhancement) and for the operating system."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):  # not POSIX: no guard rather than a wrong one
+        return 1 << 62
+
+
+def too_large_for_memory(size_bytes: int) -> str | None:
+    """A user-facing reason when `size_bytes` of decoded pixels would not fit the budget, else None."""
+    budget = memory_budget_bytes()
+    if size_bytes <= budget:
+        return None
+    return f"{size_bytes / 1e9:,.1f} GB of decoded pixels is more than this machine can hold ({budget / 1e9:,.1f} GB budget)"
 
 
 def allocate_volume(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:

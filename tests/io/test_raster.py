@@ -897,3 +897,13 @@ def test_damaged_files_raise_only_unreadable_file_error(tmp_path_factory, data):
         assert source.name in str(error) and error.reason
     else:
         assert image.pixels.ndim in (3, 4) and image.frame_count >= 1
+
+
+def test_a_tiff_too_large_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    import medviewer.io.volume_memory as volume_memory
+
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((3, 64, 64), np.uint16), compression="zlib")
+    monkeypatch.setattr(volume_memory, "memory_budget_bytes", lambda: 10_000)
+    with pytest.raises(UnreadableFileError, match="more than this machine can hold"):
+        read_raster(path)

@@ -246,3 +246,16 @@ def test_a_folder_with_nothing_readable_gives_no_series_and_all_reasons(tmp_path
     (tmp_path / "b.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 40)
     loaded = load_studies([tmp_path])
     assert loaded.series == [] and len(loaded.skipped) == 2
+
+
+def test_a_series_too_large_for_memory_is_refused_before_allocating(tmp_path, phantom, monkeypatch):
+    import medviewer.io.volume_memory as volume_memory
+    from medviewer.errors import MedViewerError
+
+    write_ct_series(tmp_path, phantom[:4])
+    (series,) = load_studies([tmp_path]).series
+    monkeypatch.setattr(volume_memory, "memory_budget_bytes", lambda: 1000)
+    with pytest.raises(MedViewerError, match="more than this machine can hold"):
+        series.load_all()
+    # Browsing slice by slice still works.
+    assert series.values(2).shape == (SIZE, SIZE)
