@@ -903,7 +903,7 @@ def test_a_tiff_too_large_for_memory_is_refused_before_decoding(tmp_path, monkey
     import medviewer.io.volume_memory as volume_memory
 
     path = tmp_path / "stack.tif"
-    tifffile.imwrite(path, np.zeros((3, 64, 64), np.uint16), compression="zlib")
+    tifffile.imwrite(path, np.zeros((3, 64, 64), np.uint16), photometric="minisblack", compression="zlib")
     monkeypatch.setattr(volume_memory, "memory_budget_bytes", lambda: 10_000)
     with pytest.raises(UnreadableFileError, match="more than this machine can hold"):
         read_raster(path)
