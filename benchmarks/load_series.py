@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-import os
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -101,8 +101,12 @@ def measure_peak(method: str, folder: Path) -> int:
 
 def peak_in_subprocess(method: str, folder: Path) -> int:
     """Peak resident memory, measured in a fresh process: tracemalloc cannot see mapped memory."""
-    output = subprocess.run([sys.executable, __file__, "--measure-peak", method, "--folder", str(folder)],
-                            check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, __file__, "--measure-peak", method, "--folder", str(folder)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return int(output.strip().splitlines()[-1])
 
 
@@ -125,8 +129,11 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         files = generate(folder, arguments.slices, arguments.size)
-        print(f"series: {len(files)} files of {arguments.size}x{arguments.size} in {folder} "
-              f"(generated/checked in {time.perf_counter() - start:.1f} s)", file=sys.stderr)
+        print(
+            f"series: {len(files)} files of {arguments.size}x{arguments.size} in {folder} "
+            f"(generated/checked in {time.perf_counter() - start:.1f} s)",
+            file=sys.stderr,
+        )
         pixel_bytes = arguments.slices * arguments.size * arguments.size * 2
         file_bytes = read_raw(files)  # warms the page cache
 
@@ -140,31 +147,51 @@ def main() -> int:
             runs["first"].append(timed(medviewer_first_slice, folder))
             runs["full"].append(timed(medviewer_full, folder))
         median = {name: statistics.median(values) for name, values in runs.items()}
-        memory = {"naive": peak_in_subprocess("naive", folder) / pixel_bytes,
-                  "full": peak_in_subprocess("medviewer", folder) / pixel_bytes}
+        memory = {
+            "naive": peak_in_subprocess("naive", folder) / pixel_bytes,
+            "full": peak_in_subprocess("medviewer", folder) / pixel_bytes,
+        }
 
     gb = 1e9
     rows = [
         ("read every file's bytes (page cache)", median["raw"], file_bytes / median["raw"] / gb, "-", "-"),
-        ("naive pydicom: dcmread + pixel_array all, sort", median["naive"], pixel_bytes / median["naive"] / gb,
-         f"{median['naive']:.3f} s", f"{memory['naive']:.2f}x"),
+        (
+            "naive pydicom: dcmread + pixel_array all, sort",
+            median["naive"],
+            pixel_bytes / median["naive"] / gb,
+            f"{median['naive']:.3f} s",
+            f"{memory['naive']:.2f}x",
+        ),
         ("MedViewer: headers, sort, first slice in HU", median["first"], None, f"{median['first']:.3f} s", "-"),
-        ("MedViewer: headers, sort, every slice", median["full"], pixel_bytes / median["full"] / gb,
-         f"{median['first']:.3f} s", f"{memory['full']:.2f}x"),
+        (
+            "MedViewer: headers, sort, every slice",
+            median["full"],
+            pixel_bytes / median["full"] / gb,
+            f"{median['first']:.3f} s",
+            f"{memory['full']:.2f}x",
+        ),
     ]
-    print(f"\n{arguments.slices} slices of {arguments.size}x{arguments.size} 16-bit "
-          f"({pixel_bytes / 1e6:.0f} MB of pixels), median of {arguments.repeats} runs\n")
+    print(
+        f"\n{arguments.slices} slices of {arguments.size}x{arguments.size} 16-bit "
+        f"({pixel_bytes / 1e6:.0f} MB of pixels), median of {arguments.repeats} runs\n"
+    )
     print("| method | time | throughput | first slice | peak memory / pixels |")
     print("|---|---|---|---|---|")
     for name, seconds, throughput, first, peak in rows:
         rate = f"{throughput:.2f} GB/s" if throughput else "-"
         print(f"| {name} | {seconds:.3f} s | {rate} | {first} | {peak} |")
-    print(f"\nfirst slice: {median['naive'] / median['first']:.1f}x sooner than naive pydicom; "
-          f"full load: {median['naive'] / median['full']:.2f}x naive pydicom's speed, "
-          f"{median['raw'] / median['full']:.2f}x the raw read speed")
+    print(
+        f"\nfirst slice: {median['naive'] / median['first']:.1f}x sooner than naive pydicom; "
+        f"full load: {median['naive'] / median['full']:.2f}x naive pydicom's speed, "
+        f"{median['raw'] / median['full']:.2f}x the raw read speed"
+    )
     if arguments.json:
-        arguments.json.write_text(json.dumps({"median_s": median, "peak_over_pixels": memory,
-                                              "pixel_bytes": pixel_bytes, "file_bytes": file_bytes}, indent=2))
+        arguments.json.write_text(
+            json.dumps(
+                {"median_s": median, "peak_over_pixels": memory, "pixel_bytes": pixel_bytes, "file_bytes": file_bytes},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -31,25 +31,40 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
     info = commands.add_parser("info", help="describe what PATHs would load: studies, series, decodability")
-    info.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="DICOM files, folders, DICOMDIR, PNG/JPEG/TIFF/NPY")
+    info.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="DICOM files, folders, DICOMDIR, PNG/JPEG/TIFF/NPY"
+    )
     info.add_argument("--json", action="store_true", help="machine-readable output")
 
     export = commands.add_parser("export", help="write one frame as NPY (values) or PNG/TIFF (windowed)")
     export.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    export.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help=f"output file ({', '.join(EXPORT_SUFFIXES)})")
+    export.add_argument(
+        "-o", "--output", required=True, type=Path, metavar="OUT", help=f"output file ({', '.join(EXPORT_SUFFIXES)})"
+    )
     export.add_argument("--frame", type=int, default=0, metavar="N", help="frame number, counting from 0 (default 0)")
-    export.add_argument("--series", type=int, default=None, metavar="S", help="series number as listed by `info` (needed when PATH holds several)")
-    export.add_argument("--window", default="file", metavar="C,W|auto|file",
-                        help="PNG/TIFF window: center,width in the image's units, 'auto' (0.1-99.9 percentiles), "
-                             "or 'file' (default: the file's VOI LUT or first window, else auto)")
+    export.add_argument(
+        "--series",
+        type=int,
+        default=None,
+        metavar="S",
+        help="series number as listed by `info` (needed when PATH holds several)",
+    )
+    export.add_argument(
+        "--window",
+        default="file",
+        metavar="C,W|auto|file",
+        help="PNG/TIFF window: center,width in the image's units, 'auto' (0.1-99.9 percentiles), "
+        "or 'file' (default: the file's VOI LUT or first window, else auto)",
+    )
     export.add_argument("--depth", type=int, choices=(8, 16), default=8, help="PNG/TIFF bit depth (default 8)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if arguments.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("pydicom").setLevel(logging.DEBUG if arguments.verbose else logging.CRITICAL)
     try:
         with warnings.catch_warnings():
@@ -105,14 +120,16 @@ def describe(loaded: LoadedStudies) -> dict:
         for series in study.series:
             series_records.append({"index": index, **describe_series(series)})
             index += 1
-        studies.append({
-            "study_uid": study.uid,
-            "description": study.description,
-            "date": study.date,
-            "patient_name": study.patient_name,
-            "patient_id": study.patient_id,
-            "series": series_records,
-        })
+        studies.append(
+            {
+                "study_uid": study.uid,
+                "description": study.description,
+                "date": study.date,
+                "patient_name": study.patient_name,
+                "patient_id": study.patient_id,
+                "series": series_records,
+            }
+        )
     return {"studies": studies, "skipped": [{"path": str(s.path), "reason": s.reason} for s in loaded.skipped]}
 
 
@@ -133,7 +150,9 @@ def describe_series(series: Series) -> dict:
         "pixel_spacing_mm": list(series.pixel_spacing_mm) if series.pixel_spacing_mm else None,
         "slice_spacing_mm": series.slice_spacing_mm,
         "monochrome1": series.invert_display,
-        "windows": [{"center": w.center, "width": w.width, "function": w.function, "name": w.name} for w in series.file_windows],
+        "windows": [
+            {"center": w.center, "width": w.width, "function": w.function, "name": w.name} for w in series.file_windows
+        ],
         "voi_lut": series.has_voi_lut,
     }
     try:
@@ -141,8 +160,14 @@ def describe_series(series: Series) -> dict:
         record["decodable"], record["reason"] = True, ""
         if not series.is_colour and not series.file_windows:
             automatic = series.default_window(0)
-            record["windows"] = [{"center": automatic.center, "width": automatic.width,
-                                  "function": automatic.function, "name": automatic.name}]
+            record["windows"] = [
+                {
+                    "center": automatic.center,
+                    "width": automatic.width,
+                    "function": automatic.function,
+                    "name": automatic.name,
+                }
+            ]
     except UnreadableFileError as error:
         record["decodable"], record["reason"] = False, error.reason
     return record
@@ -154,14 +179,18 @@ def format_report(report: dict) -> str:
         head = f"Study {study['description'] or '(no description)'}"
         if study["date"]:
             date = study["date"]
-            head += f"  date {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else f"  date {date}"
+            head += (
+                f"  date {date[:4]}-{date[4:6]}-{date[6:]}" if len(date) == 8 and date.isdigit() else f"  date {date}"
+            )
         if study["patient_name"] or study["patient_id"]:
             head += f"  patient {study['patient_name']} ({study['patient_id']})"
         lines.append(head)
         for s in study["series"]:
             kind = s["modality"] or s["format"]
-            lines.append(f"  series {s['index']}: {kind} \"{s['description']}\"  {s['rows']}x{s['columns']}  "
-                         f"{s['frames']} frame{'s' if s['frames'] != 1 else ''}  {s['transfer_syntax']}")
+            lines.append(
+                f'  series {s["index"]}: {kind} "{s["description"]}"  {s["rows"]}x{s["columns"]}  '
+                f"{s['frames']} frame{'s' if s['frames'] != 1 else ''}  {s['transfer_syntax']}"
+            )
             details = []
             if s["voi_lut"]:
                 details.append("display by the file's VOI LUT")
@@ -195,20 +224,33 @@ def run_export(arguments: argparse.Namespace) -> int:
         raise MedViewerError(f"{arguments.paths[0]}: nothing readable ({len(loaded.skipped)} files skipped)")
     if arguments.series is None:
         if len(all_series) > 1:
-            raise MedViewerError(f"{arguments.paths[0]}: holds {len(all_series)} series; choose one with --series "
-                                 f"(0..{len(all_series) - 1}, see `medviewer info`)")
+            raise MedViewerError(
+                f"{arguments.paths[0]}: holds {len(all_series)} series; choose one with --series "
+                f"(0..{len(all_series) - 1}, see `medviewer info`)"
+            )
         series = all_series[0]
     elif 0 <= arguments.series < len(all_series):
         series = all_series[arguments.series]
     else:
-        raise MedViewerError(f"{arguments.paths[0]}: --series {arguments.series} is out of range: "
-                             f"there are {len(all_series)} series (0..{len(all_series) - 1})")
+        raise MedViewerError(
+            f"{arguments.paths[0]}: --series {arguments.series} is out of range: "
+            f"there are {len(all_series)} series (0..{len(all_series) - 1})"
+        )
     # Every file the paths reached is an original, not only the chosen series' frames.
-    refuse_overwriting_inputs(arguments.output, [frame.path for s in all_series for frame in s.frames]
-                              + [skip.path for skip in loaded.skipped] + [p for p in arguments.paths if p.is_file()])
+    refuse_overwriting_inputs(
+        arguments.output,
+        [frame.path for s in all_series for frame in s.frames]
+        + [skip.path for skip in loaded.skipped]
+        + [p for p in arguments.paths if p.is_file()],
+    )
     try:
-        export_frame(series, arguments.frame, arguments.output,
-                     chosen_window=_parse_window(arguments.window, series, arguments.frame), bits=arguments.depth)
+        export_frame(
+            series,
+            arguments.frame,
+            arguments.output,
+            chosen_window=_parse_window(arguments.window, series, arguments.frame),
+            bits=arguments.depth,
+        )
     except FrameOutOfRangeError as error:
         raise MedViewerError(f"{arguments.paths[0]}: {error}") from None
     return 0

@@ -61,8 +61,9 @@ def make_sample_study() -> list[Path]:
     grey = np.rint((windowed - output_low) / (output_high - output_low) * 255.0)
     write_sample_png(PREVIEW_PNG, np.clip(grey, 0, 255).astype(np.uint8))
     total_bytes = sum(path.stat().st_size for path in paths)
-    logger.info("sample study: %d files, %.2f MB in %s; preview %s", len(paths), total_bytes / 1e6, STUDY_FOLDER,
-                PREVIEW_PNG)
+    logger.info(
+        "sample study: %d files, %.2f MB in %s; preview %s", len(paths), total_bytes / 1e6, STUDY_FOLDER, PREVIEW_PNG
+    )
     return paths
 
 

@@ -71,6 +71,7 @@ def _cli_env() -> dict[str, str]:
 
 # --- references computed with pydicom -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sample_by_instance() -> dict[int, Dataset]:
     """The sample's datasets keyed by InstanceNumber, as pydicom reads them."""
@@ -89,8 +90,9 @@ def _modality(ds: Dataset) -> np.ndarray:
     return np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float32)
 
 
-def _reference_display(ds: Dataset, bits: int, center: float | None = None, width: float | None = None,
-                       function: str | None = None) -> np.ndarray:
+def _reference_display(
+    ds: Dataset, bits: int, center: float | None = None, width: float | None = None, function: str | None = None
+) -> np.ndarray:
     """pydicom's windowing (the file's first window unless center/width are given), spread to 0..2**bits-1.
 
     apply_windowing maps onto [y_min, y_max]: for PixelRepresentation 0 with a rescale,
@@ -121,11 +123,18 @@ def _assert_close_levels(actual: np.ndarray, expected: np.ndarray, tolerance: in
 
 # --- generated inputs -----------------------------------------------------------------------------------
 
-def _write_series(folder: Path, *, series_number: int = 1, prefix: str = "IM_", slices: int = 3,
-                  size: int = 32) -> list[Path]:
-    return write_ct_series(folder, head_phantom_hu(slices, size, seed=series_number), slice_spacing_mm=2.0,
-                           series_number=series_number, series_description=f"generated {series_number}",
-                           name_prefix=prefix)
+
+def _write_series(
+    folder: Path, *, series_number: int = 1, prefix: str = "IM_", slices: int = 3, size: int = 32
+) -> list[Path]:
+    return write_ct_series(
+        folder,
+        head_phantom_hu(slices, size, seed=series_number),
+        slice_spacing_mm=2.0,
+        series_number=series_number,
+        series_description=f"generated {series_number}",
+        name_prefix=prefix,
+    )
 
 
 def _huge_header_dicom(path: Path) -> Path:
@@ -150,12 +159,20 @@ def _huge_header_dicom(path: Path) -> Path:
 
 # --- 1. help and version --------------------------------------------------------------------------------
 
+
 def test_help_is_the_same_from_module_and_console_script():
     assert CONSOLE_SCRIPT.is_file(), f"console script not installed next to {sys.executable}"
-    as_module = subprocess.run([sys.executable, "-m", "medviewer", "--help"], capture_output=True, text=True,
-                               cwd=REPO_ROOT, env=_cli_env(), timeout=60)
-    as_script = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, cwd=REPO_ROOT,
-                               timeout=60)
+    as_module = subprocess.run(
+        [sys.executable, "-m", "medviewer", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=_cli_env(),
+        timeout=60,
+    )
+    as_script = subprocess.run(
+        [str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60
+    )
     assert as_module.returncode == 0, as_module.stderr
     assert as_script.returncode == 0, as_script.stderr
     assert as_module.stdout.startswith("usage: medviewer")
@@ -172,6 +189,7 @@ def test_version_is_the_package_version(capsys):
 
 
 # --- 2. info ---------------------------------------------------------------------------------------------
+
 
 def test_info_text_on_sample_study(capsys, sample_by_instance):
     assert main(["info", str(SAMPLE_STUDY)]) == 0
@@ -233,6 +251,7 @@ def test_info_on_png(capsys):
 
 # --- 3. info on a folder with things that are not images ----------------------------------------------------
 
+
 def test_info_lists_skipped_files_with_reasons(tmp_path, capsys):
     folder = tmp_path / "mixed"
     generated = _write_series(folder)
@@ -261,6 +280,7 @@ def test_info_lists_skipped_files_with_reasons(tmp_path, capsys):
 
 
 # --- 4. export to NPY: values in real units ------------------------------------------------------------------
+
 
 def test_sample_instance_numbers_follow_position_along_normal(sample_by_instance):
     """The premise of the frame checks below, verified with pydicom: slice order == InstanceNumber order."""
@@ -312,6 +332,7 @@ def test_export_chooses_series_by_index(tmp_path, capsys):
 
 # --- 5. export to PNG/TIFF: windowed for display ----------------------------------------------------------
 
+
 def _png(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image)
@@ -344,8 +365,9 @@ def test_manual_and_auto_windows_differ_from_default_and_follow_pydicom(tmp_path
     _assert_close_levels(images["manual"], _reference_display(ds, 8, center=400.0, width=40.0))
     # 'auto' spans the 0.1-99.9 percentiles of the frame's values (the CLI's documented definition).
     low, high = np.percentile(_modality(ds).astype(np.float64), (0.1, 99.9))
-    _assert_close_levels(images["auto"], _reference_display(ds, 8, center=(low + high) / 2, width=high - low,
-                                                            function="LINEAR_EXACT"))
+    _assert_close_levels(
+        images["auto"], _reference_display(ds, 8, center=(low + high) / 2, width=high - low, function="LINEAR_EXACT")
+    )
 
 
 @pytest.mark.parametrize("suffix", [".png", ".tif", ".tiff"])
@@ -388,8 +410,10 @@ def test_export_8bit_png_source_round_trips(tmp_path, capsys):
 
 # --- 6. errors: one line, exit code 2, no traceback, no output, inputs unchanged ------------------------------
 
-def _assert_bad_input(capsys, argv: list[str], *, inputs, names: list[str], output: Path | None = None,
-                      output_existed: bool = False) -> str:
+
+def _assert_bad_input(
+    capsys, argv: list[str], *, inputs, names: list[str], output: Path | None = None, output_existed: bool = False
+) -> str:
     """Run main(argv) and check the CLI's contract for bad input; return the stderr line."""
     before = _hashes(inputs)
     assert before, "the error case must have input files to protect"
@@ -423,8 +447,13 @@ def test_error_missing_input_file(tmp_path, capsys):
     shutil.copyfile(SAMPLE_STUDY / "IM_00001.dcm", present)
     missing = tmp_path / "missing.dcm"
     output = tmp_path / "out.npy"
-    line = _assert_bad_input(capsys, ["export", str(present), str(missing), "-o", str(output)], inputs=[present],
-                             names=["missing.dcm"], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(present), str(missing), "-o", str(output)],
+        inputs=[present],
+        names=["missing.dcm"],
+        output=output,
+    )
     assert "not found" in line
 
 
@@ -433,8 +462,13 @@ def test_error_truncated_dicom(tmp_path, capsys):
     truncated = tmp_path / "truncated.dcm"
     truncated.write_bytes(data[: int(len(data) * 0.6)])
     output = tmp_path / "out.npy"
-    line = _assert_bad_input(capsys, ["export", str(truncated), "-o", str(output)], inputs=[truncated],
-                             names=["truncated.dcm"], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(truncated), "-o", str(output)],
+        inputs=[truncated],
+        names=["truncated.dcm"],
+        output=output,
+    )
     assert "truncated" in line
 
 
@@ -443,16 +477,18 @@ def test_error_corrupt_dicom(tmp_path, capsys, seed):
     corrupt = tmp_path / "corrupt.dcm"
     corrupt.write_bytes(b"\0" * 128 + b"DICM" + np.random.default_rng(seed).bytes(2048))
     output = tmp_path / "out.png"
-    _assert_bad_input(capsys, ["export", str(corrupt), "-o", str(output)], inputs=[corrupt], names=["corrupt.dcm"],
-                      output=output)
+    _assert_bad_input(
+        capsys, ["export", str(corrupt), "-o", str(output)], inputs=[corrupt], names=["corrupt.dcm"], output=output
+    )
 
 
 def test_error_header_claims_huge_image(tmp_path, capsys):
     huge = _huge_header_dicom(tmp_path / "huge.dcm")
     assert _read(huge).Rows == 60000  # pydicom agrees the file is well formed
     output = tmp_path / "out.npy"
-    line = _assert_bad_input(capsys, ["export", str(huge), "-o", str(output)], inputs=[huge], names=["huge.dcm"],
-                             output=output)
+    line = _assert_bad_input(
+        capsys, ["export", str(huge), "-o", str(output)], inputs=[huge], names=["huge.dcm"], output=output
+    )
     assert "60000x60000" in line
     # `info` must not try to decode it either; it reports it as not decodable or skipped, never crashes.
     assert main(["info", str(huge)]) == 2
@@ -463,9 +499,13 @@ def test_error_header_claims_huge_image(tmp_path, capsys):
 @pytest.mark.parametrize("frame", ["24", "-1"])
 def test_error_frame_out_of_range(tmp_path, capsys, frame, window):
     output = tmp_path / "out.png"
-    line = _assert_bad_input(capsys, ["export", str(SAMPLE_STUDY), "--frame", frame, "--window", window,
-                                      "-o", str(output)],
-                             inputs=[SAMPLE_STUDY], names=[str(SAMPLE_STUDY), f"frame {frame}"], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(SAMPLE_STUDY), "--frame", frame, "--window", window, "-o", str(output)],
+        inputs=[SAMPLE_STUDY],
+        names=[str(SAMPLE_STUDY), f"frame {frame}"],
+        output=output,
+    )
     assert "0..23" in line
 
 
@@ -479,28 +519,49 @@ def two_series_folder(tmp_path) -> Path:
 
 def test_error_two_series_without_series_option(tmp_path, capsys, two_series_folder):
     output = tmp_path / "out.npy"
-    line = _assert_bad_input(capsys, ["export", str(two_series_folder), "-o", str(output)],
-                             inputs=[two_series_folder], names=[str(two_series_folder), "--series"], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(two_series_folder), "-o", str(output)],
+        inputs=[two_series_folder],
+        names=[str(two_series_folder), "--series"],
+        output=output,
+    )
     assert "2 series" in line
 
 
 @pytest.mark.parametrize("series", ["2", "-1"])
 def test_error_series_out_of_range(tmp_path, capsys, two_series_folder, series):
     output = tmp_path / "out.npy"
-    _assert_bad_input(capsys, ["export", str(two_series_folder), "--series", series, "-o", str(output)],
-                      inputs=[two_series_folder], names=[f"--series {series}", "out of range"], output=output)
+    _assert_bad_input(
+        capsys,
+        ["export", str(two_series_folder), "--series", series, "-o", str(output)],
+        inputs=[two_series_folder],
+        names=[f"--series {series}", "out of range"],
+        output=output,
+    )
 
 
 def test_error_series_out_of_range_names_the_input(tmp_path, capsys, two_series_folder):
     output = tmp_path / "out.npy"
-    _assert_bad_input(capsys, ["export", str(two_series_folder), "--series", "2", "-o", str(output)],
-                      inputs=[two_series_folder], names=[str(two_series_folder)], output=output)
+    _assert_bad_input(
+        capsys,
+        ["export", str(two_series_folder), "--series", "2", "-o", str(output)],
+        inputs=[two_series_folder],
+        names=[str(two_series_folder)],
+        output=output,
+    )
 
 
 def test_error_output_is_an_input_dicom(capsys, sample_copy):
     target = sample_copy / "IM_00003.dcm"
-    _assert_bad_input(capsys, ["export", str(sample_copy), "-o", str(target)], inputs=[sample_copy],
-                      names=[str(target)], output=target, output_existed=True)
+    _assert_bad_input(
+        capsys,
+        ["export", str(sample_copy), "-o", str(target)],
+        inputs=[sample_copy],
+        names=[str(target)],
+        output=target,
+        output_existed=True,
+    )
 
 
 @pytest.mark.parametrize("suffix", [".png", ".npy", ".tif"])
@@ -514,8 +575,14 @@ def test_error_output_is_the_input_raster(tmp_path, capsys, suffix):
         np.save(source, pixels.astype(np.float32))
     else:
         tifffile.imwrite(source, pixels)
-    line = _assert_bad_input(capsys, ["export", str(source), "-o", str(source)], inputs=[source], names=[str(source)],
-                             output=source, output_existed=True)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(source), "-o", str(source)],
+        inputs=[source],
+        names=[str(source)],
+        output=source,
+        output_existed=True,
+    )
     assert "input" in line
 
 
@@ -524,21 +591,37 @@ def test_error_output_is_another_input_in_the_folder(tmp_path, capsys):
     _write_series(folder)
     picture = folder / "picture.png"
     shutil.copyfile(SAMPLE_PNG, picture)
-    _assert_bad_input(capsys, ["export", str(folder), "--series", "0", "-o", str(picture)], inputs=[folder],
-                      names=[str(picture)], output=picture, output_existed=True)
+    _assert_bad_input(
+        capsys,
+        ["export", str(folder), "--series", "0", "-o", str(picture)],
+        inputs=[folder],
+        names=[str(picture)],
+        output=picture,
+        output_existed=True,
+    )
 
 
 def test_error_unsupported_output_suffix(tmp_path, capsys):
     output = tmp_path / "out.bmp"
-    line = _assert_bad_input(capsys, ["export", str(SAMPLE_STUDY), "-o", str(output)], inputs=[SAMPLE_STUDY],
-                             names=["out.bmp"], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(SAMPLE_STUDY), "-o", str(output)],
+        inputs=[SAMPLE_STUDY],
+        names=["out.bmp"],
+        output=output,
+    )
     assert ".bmp" in line
 
 
 def test_error_output_folder_does_not_exist(tmp_path, capsys):
     output = tmp_path / "no_such_folder" / "out.png"
-    _assert_bad_input(capsys, ["export", str(SAMPLE_STUDY), "-o", str(output)], inputs=[SAMPLE_STUDY],
-                      names=["out.png", "no_such_folder"], output=output)
+    _assert_bad_input(
+        capsys,
+        ["export", str(SAMPLE_STUDY), "-o", str(output)],
+        inputs=[SAMPLE_STUDY],
+        names=["out.png", "no_such_folder"],
+        output=output,
+    )
     assert not output.parent.exists()
 
 
@@ -546,8 +629,14 @@ def test_error_output_is_a_folder(tmp_path, capsys):
     """os.replace fails after the temporary file was written: the error is reported and the temporary removed."""
     output = tmp_path / "looks_like.png"
     output.mkdir()
-    _assert_bad_input(capsys, ["export", str(SAMPLE_STUDY), "-o", str(output)], inputs=[SAMPLE_STUDY],
-                      names=["looks_like.png"], output=output, output_existed=True)
+    _assert_bad_input(
+        capsys,
+        ["export", str(SAMPLE_STUDY), "-o", str(output)],
+        inputs=[SAMPLE_STUDY],
+        names=["looks_like.png"],
+        output=output,
+        output_existed=True,
+    )
     assert output.is_dir() and not any(output.iterdir())
 
 
@@ -555,8 +644,13 @@ def test_error_output_is_a_folder(tmp_path, capsys):
 def test_error_bad_window_text(tmp_path, capsys, text):
     # No file is at fault here: the line names the option and the text the user gave.
     output = tmp_path / "out.png"
-    line = _assert_bad_input(capsys, ["export", str(SAMPLE_STUDY), f"--window={text}", "-o", str(output)],
-                             inputs=[SAMPLE_STUDY], names=["--window", repr(text)], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(SAMPLE_STUDY), f"--window={text}", "-o", str(output)],
+        inputs=[SAMPLE_STUDY],
+        names=["--window", repr(text)],
+        output=output,
+    )
     assert "CENTER,WIDTH" in line or "width" in line
 
 
@@ -564,8 +658,13 @@ def test_error_depth_16_on_colour(tmp_path, capsys):
     source = tmp_path / "colour.dcm"
     shutil.copyfile(_bundled("SC_rgb_rle.dcm"), source)
     output = tmp_path / "colour.png"
-    line = _assert_bad_input(capsys, ["export", str(source), "--depth", "16", "-o", str(output)], inputs=[source],
-                             names=["colour.png"], output=output)
+    line = _assert_bad_input(
+        capsys,
+        ["export", str(source), "--depth", "16", "-o", str(output)],
+        inputs=[source],
+        names=["colour.png"],
+        output=output,
+    )
     assert "16" in line
 
 
@@ -580,9 +679,16 @@ def test_error_info_on_missing_path(tmp_path, capsys):
 
 # --- 7. the same contract outside pytest -----------------------------------------------------------------
 
+
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "medviewer", "export", "missing.dcm", "-o", "x.npy"],
-                            capture_output=True, text=True, cwd=tmp_path, env=_cli_env(), timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "medviewer", "export", "missing.dcm", "-o", "x.npy"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_cli_env(),
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
@@ -592,6 +698,7 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
 
 
 # --- 8. atomic output -----------------------------------------------------------------------------------
+
 
 def test_export_leaves_no_temporary_files(tmp_path, capsys):
     out_folder = tmp_path / "out"

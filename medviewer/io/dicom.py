@@ -18,6 +18,7 @@ from pydicom.uid import UID
 
 from medviewer.errors import UnreadableFileError
 from medviewer.io.header_scan import FastScanUnsupported, MalformedDicom, scan_header
+from medviewer.io.input_file import open_input_file
 from medviewer.io.window import Window
 
 log = logging.getLogger(__name__)
@@ -180,19 +181,7 @@ def read_dicom_header(path: Path) -> DicomFile:
 
 
 def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise UnreadableFileError(path, "file not found")
-    if path.is_dir():
-        raise UnreadableFileError(path, "is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise UnreadableFileError(path, "empty file")
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise UnreadableFileError(path, "permission denied") from None
-    except OSError as error:
-        raise UnreadableFileError(path, f"cannot open ({error.strerror or error})") from None
+    open_input_file(path)[0].close()
 
 
 def _header_from_pydicom(path: Path) -> DicomFile:
@@ -327,7 +316,7 @@ def _windows(centers: list[float], widths: list[float], elements: dict) -> tuple
         explanations = explanations.split("\\")
     function = str(elements.get("VOILUTFunction") or "LINEAR").strip().upper()
     windows = []
-    for index, (center, width) in enumerate(zip(centers, widths)):
+    for index, (center, width) in enumerate(zip(centers, widths, strict=False)):  # unpaired values are ignored
         if width <= 0 or not math.isfinite(center) or not math.isfinite(width):
             continue
         name = str(explanations[index]).strip() if index < len(explanations) else ""
@@ -367,8 +356,10 @@ def _apply_functional_groups(header: DicomFile, dataset: Dataset) -> None:
             header.rescale_slope, header.rescale_intercept = float(slope), float(intercept)
             header.rescale_type = str(lookup(first_frame, "PixelValueTransformationSequence", "RescaleType") or "")
     if not header.windows:
-        voi = {key: lookup(first_frame, "FrameVOILUTSequence", key)
-               for key in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")}
+        voi = {
+            key: lookup(first_frame, "FrameVOILUTSequence", key)
+            for key in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction")
+        }
         header.windows = _windows(_float_list(voi["WindowCenter"]), _float_list(voi["WindowWidth"]), voi)
     if len(per_frame) == header.number_of_frames and all(p is None for p in header.positions):
         positions = []
@@ -450,7 +441,9 @@ def _decode_with_pydicom(header: DicomFile, index: int) -> np.ndarray:
     except MemoryError:
         raise UnreadableFileError(header.path, "not enough memory to decode the pixel data") from None
     except Exception as error:  # decoders raise RuntimeError, ValueError, NotImplementedError ...
-        raise UnreadableFileError(header.path, f"cannot decode {header.transfer_syntax_name} pixel data ({_short(error)})") from None
+        raise UnreadableFileError(
+            header.path, f"cannot decode {header.transfer_syntax_name} pixel data ({_short(error)})"
+        ) from None
 
 
 def modality_values(header: DicomFile, stored: np.ndarray) -> np.ndarray:

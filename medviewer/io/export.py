@@ -25,14 +25,17 @@ def refuse_overwriting_inputs(destination: Path, inputs: Iterable[Path]) -> None
             raise OutputError(f"{destination}: refusing to overwrite an input file")
 
 
-def export_frame(series: Series, index: int, destination: Path, *, chosen_window: Window | None = None,
-                 bits: int = 8) -> Path:
+def export_frame(
+    series: Series, index: int, destination: Path, *, chosen_window: Window | None = None, bits: int = 8
+) -> Path:
     """Write one frame: `.npy` keeps the values (float32 in real units, or uint8 RGB); PNG/TIFF hold what
     the viewer shows (`Series.display`: window or the file's VOI LUT) at 8 or 16 bits; colour is 8-bit RGB."""
     destination = Path(destination)
     suffix = destination.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
-        raise OutputError(f"{destination}: unsupported output type {suffix or '(none)'}; use one of {', '.join(EXPORT_SUFFIXES)}")
+        raise OutputError(
+            f"{destination}: unsupported output type {suffix or '(none)'}; use one of {', '.join(EXPORT_SUFFIXES)}"
+        )
     if bits not in (8, 16):
         raise OutputError(f"{destination}: bit depth must be 8 or 16")
     refuse_overwriting_inputs(destination, {frame.path for frame in series.frames})
@@ -52,4 +55,7 @@ def export_frame(series: Series, index: int, destination: Path, *, chosen_window
         display = to_display_integers(series.display(index, chosen_window), bits)
     if suffix == ".png":
         return write_atomically(destination, lambda path: Image.fromarray(display).save(path, format="PNG"))
-    return write_atomically(destination, lambda path: tifffile.imwrite(path, display, photometric="rgb" if display.ndim == 3 else "minisblack"))
+    return write_atomically(
+        destination,
+        lambda path: tifffile.imwrite(path, display, photometric="rgb" if display.ndim == 3 else "minisblack"),
+    )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from medviewer.errors import UnreadableFileError
+from medviewer.io.input_file import open_input_file
 from medviewer.io.volume_memory import too_large_for_memory
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def read_raster(path: Path) -> RasterImage:
     fmt = _FORMAT_BY_SUFFIX.get(path.suffix.lower())
     if fmt is None:
         raise UnreadableFileError(path, f"not a raster image file (unsupported suffix {path.suffix!r})")
-    stream, size = _open_for_reading(path)
+    stream, size = open_input_file(path)
     with stream:
         head = stream.read(132)
         stream.seek(0)
@@ -109,40 +108,17 @@ def read_raster(path: Path) -> RasterImage:
             image = _read_pillow(path, stream, fmt, head)
     log.debug(
         "read %s: %s %s frames=%d colour=%s bits=%d",
-        path, image.format, image.pixels.dtype, image.frame_count, image.is_colour, image.bits_per_sample,
+        path,
+        image.format,
+        image.pixels.dtype,
+        image.frame_count,
+        image.is_colour,
+        image.bits_per_sample,
     )
     return image
 
 
 # --- common checks ---------------------------------------------------------------------------------
-
-
-def _open_for_reading(path: Path) -> tuple[BinaryIO, int]:
-    """Open read-only (the input is never modified), refusing what is not a non-empty regular file."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise UnreadableFileError(path, "file not found") from None
-    except PermissionError:
-        raise UnreadableFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise UnreadableFileError(path, f"cannot access file ({exc.strerror or exc})") from exc
-    if stat.S_ISDIR(info.st_mode):
-        raise UnreadableFileError(path, "is a directory, not a file")
-    # A FIFO or device would block or never end; only regular files are images.
-    if not stat.S_ISREG(info.st_mode):
-        raise UnreadableFileError(path, "not a regular file")
-    if info.st_size == 0:
-        raise UnreadableFileError(path, "empty file")
-    try:
-        stream = path.open("rb")
-    except FileNotFoundError:
-        raise UnreadableFileError(path, "file not found") from None
-    except PermissionError:
-        raise UnreadableFileError(path, "permission denied") from None
-    except OSError as exc:
-        raise UnreadableFileError(path, f"cannot open file ({exc.strerror or exc})") from exc
-    return stream, os.fstat(stream.fileno()).st_size
 
 
 def _check_signature(path: Path, fmt: str, head: bytes) -> None:
@@ -174,9 +150,7 @@ def _check_frame_size(path: Path, rows: int, cols: int) -> None:
     if rows <= 0 or cols <= 0:
         raise UnreadableFileError(path, f"image is {cols}x{rows} pixels: it has no pixels")
     if rows * cols > MAX_PIXELS_PER_FRAME:
-        raise UnreadableFileError(
-            path, f"image is {cols}x{rows} pixels, over the {MAX_MEGAPIXELS}-megapixel limit"
-        )
+        raise UnreadableFileError(path, f"image is {cols}x{rows} pixels, over the {MAX_MEGAPIXELS}-megapixel limit")
 
 
 def _finish(array: np.ndarray) -> np.ndarray:
@@ -359,7 +333,8 @@ def _read_tiff(path: Path, stream: BinaryIO, size: int) -> RasterImage:
             decoded = _tiff_page_pixels(path, pillow, index, page, layout)
             if decoded.shape != pixels.shape[1:]:  # the tags lied about the data
                 raise UnreadableFileError(
-                    path, f"corrupt TIFF file (page {index} decodes to {decoded.shape}, not {pixels.shape[1:]})",
+                    path,
+                    f"corrupt TIFF file (page {index} decodes to {decoded.shape}, not {pixels.shape[1:]})",
                 )
             pixels[frame] = decoded
         bits = kept[0][1].dtype.itemsize * 8
@@ -383,9 +358,7 @@ def _tiff_frames(
     for index, page in frames:
         if index != first_index and not _same_tiff_layout(path, page, layout):
             # A file mixing sizes (a label, a preview) has one main image series; show that one.
-            log.warning(
-                "%s: skipping TIFF page %d, whose size or type differs from page %d", path, index, first_index
-            )
+            log.warning("%s: skipping TIFF page %d, whose size or type differs from page %d", path, index, first_index)
             continue
         _check_tiff_complete(path, page, size)
         kept.append((index, page))
@@ -474,9 +447,7 @@ def _check_tiff_complete(path: Path, page: tifffile.TiffPage, size: int) -> None
     # turn an 800-byte file into millions of empty strips, slow to "decode" and meaningless to show.
     expected = math.prod(page.chunked)
     if len(offsets) < expected:
-        raise UnreadableFileError(
-            path, f"corrupt TIFF file ({len(offsets)} of {expected} strips or tiles present)"
-        )
+        raise UnreadableFileError(path, f"corrupt TIFF file ({len(offsets)} of {expected} strips or tiles present)")
 
 
 def _tiff_page_pixels(
@@ -562,9 +533,7 @@ def _tiff_page_via_pillow(
         raise _decoder_failure(path, "TIFF", exc) from exc
     pixels, is_colour = _pillow_pixels(path, image, "TIFF")
     if pixels.shape[:2] != (layout.rows, layout.cols) or is_colour != layout.is_colour:
-        raise UnreadableFileError(
-            path, f"unsupported TIFF page {index} ({_tag_name(page.compression)} compressed)"
-        )
+        raise UnreadableFileError(path, f"unsupported TIFF page {index} ({_tag_name(page.compression)} compressed)")
     if is_colour:
         return pixels
     # Pillow inverts 1- and 8-bit MinIsWhite itself but leaves wider samples as stored.

@@ -201,8 +201,9 @@ class Series:
     def is_decoded(self, index: int) -> bool:
         return bool(self._decoded[index])
 
-    def load_all(self, progress: Progress | None = None, should_cancel: ShouldCancel | None = None,
-                 workers: int | None = None) -> bool:
+    def load_all(
+        self, progress: Progress | None = None, should_cancel: ShouldCancel | None = None, workers: int | None = None
+    ) -> bool:
         """Decode every frame not yet decoded; False if cancelled. Threads overlap file reads and decoders."""
         self._allocate_volume()
         pending = [index for index in range(len(self.frames)) if not self._decoded[index]]
@@ -367,7 +368,9 @@ def _assemble_dicom(files: list[DicomFile], skipped: list[Skipped]) -> list[Stud
     seen_instances: dict[str, Path] = {}
     for header in files:
         if header.sop_instance_uid and header.sop_instance_uid in seen_instances:
-            skipped.append(Skipped(header.path, f"duplicate of {seen_instances[header.sop_instance_uid]} (same SOP Instance UID)"))
+            skipped.append(
+                Skipped(header.path, f"duplicate of {seen_instances[header.sop_instance_uid]} (same SOP Instance UID)")
+            )
             continue
         if header.sop_instance_uid:
             seen_instances[header.sop_instance_uid] = header.path
@@ -382,12 +385,14 @@ def _assemble_dicom(files: list[DicomFile], skipped: list[Skipped]) -> list[Stud
         stacks_per_series[(study_uid, series_uid)] += 1
 
     studies: dict[str, Study] = {}
-    for (study_uid, series_uid, geometry), frames in by_series.items():
+    for (study_uid, series_uid, _geometry), frames in by_series.items():
         first = frames[0].header
         description = first.series_description or (first.modality + " series" if first.modality else "series")
         if stacks_per_series[(study_uid, series_uid)] > 1:
             # One Series UID holding several stacks (a localizer beside the axials): show each on its own.
-            description += f" [{first.rows}x{first.columns}{' ' + _plane_name(first.orientation) if first.orientation else ''}]"
+            description += (
+                f" [{first.rows}x{first.columns}{' ' + _plane_name(first.orientation) if first.orientation else ''}]"
+            )
         series = Series(order_frames(frames), description, first.series_number)
         study = studies.get(study_uid)
         if study is None:

@@ -378,7 +378,7 @@ def write_ct_series(
     )
     plugin = _ENCODING_PLUGINS.get(transfer_syntax)
     total_clipped = 0
-    for index, (path, instance_uid) in enumerate(zip(paths, instance_uids)):
+    for index, (path, instance_uid) in enumerate(zip(paths, instance_uids, strict=True)):
         z_mm = first_slice_z_mm + index * slice_spacing_mm
         dataset.SOPInstanceUID = instance_uid
         dataset.file_meta.MediaStorageSOPInstanceUID = instance_uid

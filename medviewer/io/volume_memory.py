@@ -34,7 +34,10 @@ def too_large_for_memory(size_bytes: int) -> str | None:
     budget = memory_budget_bytes()
     if size_bytes <= budget:
         return None
-    return f"{size_bytes / 1e9:,.1f} GB of decoded pixels is more than this machine can hold ({budget / 1e9:,.1f} GB budget)"
+    return (
+        f"{size_bytes / 1e9:,.1f} GB of decoded pixels is more than this machine can hold "
+        f"({budget / 1e9:,.1f} GB budget)"
+    )
 
 
 def allocate_volume(shape: tuple[int, ...], dtype: np.dtype | str) -> np.ndarray:

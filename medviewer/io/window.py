@@ -8,9 +8,9 @@ we equal `apply_windowing` rescaled to [0, 1].
 
 from __future__ import annotations
 
-import numpy as np
-
 from dataclasses import dataclass
+
+import numpy as np
 
 AUTO_PERCENTILES = (0.1, 99.9)
 

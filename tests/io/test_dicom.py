@@ -10,10 +10,10 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-from PIL import Image
 
 from medviewer.cli import main
 from medviewer.errors import UnreadableFileError
@@ -61,8 +61,9 @@ def _reference_frames(dataset: Dataset, pixels: np.ndarray) -> list[np.ndarray]:
 REFERENCES = {path: _read_reference(path) for path in ALL_FILES}
 DECODABLE = [p for p, (ds, px) in REFERENCES.items() if isinstance(px, np.ndarray)]
 UNDECODABLE = [p for p, (ds, px) in REFERENCES.items() if isinstance(px, Exception)]
-NO_PIXELS = [p for p, (ds, px) in REFERENCES.items()
-             if ds is not None and px is None and not is_dicomdir(p)]  # DICOMDIRs index images: tested apart
+NO_PIXELS = [
+    p for p, (ds, px) in REFERENCES.items() if ds is not None and px is None and not is_dicomdir(p)
+]  # DICOMDIRs index images: tested apart
 
 
 def test_the_bundled_set_is_what_we_think():
@@ -126,10 +127,28 @@ def test_pydicoms_dicomdir_loads_every_referenced_image():
     assert len(loaded.skipped) == len(referenced) - len(with_pixels)
 
 
-_SCANNED_FIELDS = ["sop_instance_uid", "study_uid", "series_uid", "modality", "rows", "columns",
-                   "bits_allocated", "bits_stored", "pixel_representation", "photometric", "instance_number",
-                   "orientation", "positions", "pixel_spacing_mm", "rescale_slope", "rescale_intercept",
-                   "windows", "series_description", "patient_name", "transfer_syntax_uid"]
+_SCANNED_FIELDS = [
+    "sop_instance_uid",
+    "study_uid",
+    "series_uid",
+    "modality",
+    "rows",
+    "columns",
+    "bits_allocated",
+    "bits_stored",
+    "pixel_representation",
+    "photometric",
+    "instance_number",
+    "orientation",
+    "positions",
+    "pixel_spacing_mm",
+    "rescale_slope",
+    "rescale_intercept",
+    "windows",
+    "series_description",
+    "patient_name",
+    "transfer_syntax_uid",
+]
 
 
 def _pydicom_header(path: Path):
@@ -172,8 +191,17 @@ def test_fast_scanner_is_used_for_ordinary_ct(tmp_path: Path):
 
 # --- property tests of the value pipeline: our decode + rescale equals pydicom's ---------------------
 
-def _write_ct(path: Path, stored: np.ndarray, slope: float, intercept: float, bits_stored: int,
-              representation: int, transfer_syntax=ExplicitVRLittleEndian, photometric="MONOCHROME2") -> Path:
+
+def _write_ct(
+    path: Path,
+    stored: np.ndarray,
+    slope: float,
+    intercept: float,
+    bits_stored: int,
+    representation: int,
+    transfer_syntax=ExplicitVRLittleEndian,
+    photometric="MONOCHROME2",
+) -> Path:
     dataset = Dataset()
     dataset.file_meta = FileMetaDataset()
     dataset.file_meta.TransferSyntaxUID = transfer_syntax
@@ -193,8 +221,9 @@ def _write_ct(path: Path, stored: np.ndarray, slope: float, intercept: float, bi
     dataset.RescaleSlope = f"{slope:.6g}"
     dataset.RescaleIntercept = f"{intercept:.6g}"
     dataset.PixelData = stored.astype(stored.dtype.newbyteorder("<")).tobytes()
-    dataset.save_as(path, implicit_vr=transfer_syntax == ImplicitVRLittleEndian, little_endian=True,
-                    enforce_file_format=True)
+    dataset.save_as(
+        path, implicit_vr=transfer_syntax == ImplicitVRLittleEndian, little_endian=True, enforce_file_format=True
+    )
     return path
 
 
@@ -211,16 +240,24 @@ _dtypes = st.sampled_from([(np.uint8, 0), (np.int8, 1), (np.uint16, 0), (np.int1
     implicit=st.booleans(),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_value_pipeline_matches_pydicom(tmp_path_factory, dtype_and_sign, shape, unused_bits, slope, intercept,
-                                        implicit, seed):
+def test_value_pipeline_matches_pydicom(
+    tmp_path_factory, dtype_and_sign, shape, unused_bits, slope, intercept, implicit, seed
+):
     dtype, representation = dtype_and_sign
     bits = np.dtype(dtype).itemsize * 8
     bits_stored = bits - min(unused_bits, bits - 1)
     info = np.iinfo(dtype)
     # Any bit pattern, including garbage in the unused high bits, which both readers must ignore.
     stored = np.random.default_rng(seed).integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
-    path = _write_ct(tmp_path_factory.mktemp("p") / "x.dcm", stored, slope, intercept, bits_stored, representation,
-                     ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
+    path = _write_ct(
+        tmp_path_factory.mktemp("p") / "x.dcm",
+        stored,
+        slope,
+        intercept,
+        bits_stored,
+        representation,
+        ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian,
+    )
     reference_dataset = pydicom.dcmread(path)
     expected = np.asarray(apply_modality_lut(reference_dataset.pixel_array, reference_dataset), dtype=np.float32)
     series = load_studies([path]).series[0]
@@ -259,6 +296,7 @@ def test_damaged_files_never_crash_the_loader(tmp_path_factory, cut, flips):
 
 
 # --- VOI LUT Sequence: the file's own display mapping is the default -----------------------------------
+
 
 def _with_voi_lut(path: Path, bits: int, inverted_mono1: bool = False) -> Path:
     """MR_small with a non-linear (square-root) VOI LUT of 2**bits - 1 levels, and no window tags."""

@@ -50,8 +50,12 @@ def write_png(path: Path, samples: np.ndarray, bit_depth: int, colour_type: int)
     dtype = ">u2" if bit_depth == 16 else "u1"
     raw = b"".join(b"\x00" + samples[row].astype(dtype).tobytes() for row in range(rows))
     header = struct.pack(">IIBBBBB", cols, rows, bit_depth, colour_type, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-                     + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -323,9 +327,7 @@ def test_jpeg_exif_orientation_is_applied(tmp_path):
 # --- TIFF ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64]
-)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float32, np.float64])
 def test_tiff_grey_is_bit_exact(tmp_path, dtype):
     values = random_array((23, 31), dtype)
     if np.dtype(dtype).kind == "f":
@@ -400,9 +402,7 @@ def test_tiff_reduced_resolution_page_is_not_a_frame(tmp_path):
 
 
 def test_tiff_pages_of_another_size_are_skipped_with_a_warning(tmp_path, caplog):
-    first, other, third = (
-        random_array(shape, np.uint8, seed) for seed, shape in enumerate([(8, 9), (5, 5), (8, 9)])
-    )
+    first, other, third = (random_array(shape, np.uint8, seed) for seed, shape in enumerate([(8, 9), (5, 5), (8, 9)]))
     path = tmp_path / "mixed.tif"
     with tifffile.TiffWriter(path) as writer:
         for page in (first, other, third):
@@ -478,8 +478,9 @@ def test_tiff_group4_bilevel(tmp_path):
 
 def test_tiff_1bit_palette(tmp_path):
     colormap = (65535, 0) + (0, 65535) + (0, 0)  # index 0 red, index 1 green
-    path = tiny_tiff(tmp_path / "twocolour.tif", 8, 2, bytes([0b10110000, 0b01001111]), bits=1,
-                     photometric=3, colormap=colormap)
+    path = tiny_tiff(
+        tmp_path / "twocolour.tif", 8, 2, bytes([0b10110000, 0b01001111]), bits=1, photometric=3, colormap=colormap
+    )
     assert_colour(read_raster(path), pillow_pixels(path, "RGB"), "TIFF", 8)
 
 
@@ -499,9 +500,9 @@ def test_tiff_with_a_circular_page_chain_ends(tmp_path):
     tifffile.imwrite(path, random_array((4, 5), np.uint8))
     data = bytearray(path.read_bytes())
     first_ifd = struct.unpack("<I", data[4:8])[0]
-    entries = struct.unpack("<H", data[first_ifd:first_ifd + 2])[0]
+    entries = struct.unpack("<H", data[first_ifd : first_ifd + 2])[0]
     next_pointer = first_ifd + 2 + 12 * entries
-    data[next_pointer:next_pointer + 4] = struct.pack("<I", first_ifd)  # the page points back to itself
+    data[next_pointer : next_pointer + 4] = struct.pack("<I", first_ifd)  # the page points back to itself
     path.write_bytes(bytes(data))
     try:
         image = read_raster(path)
@@ -528,9 +529,7 @@ def test_tiff_lzw_multipage(tmp_path):
 # --- NumPy .npy ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "dtype", [np.uint8, np.uint16, np.int16, np.int64, np.float16, np.float32, np.float64]
-)
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.int64, np.float16, np.float32, np.float64])
 def test_npy_2d_is_one_grey_frame(tmp_path, dtype):
     values = random_array((9, 12), dtype)
     np.save(tmp_path / "plane.npy", values)
@@ -673,8 +672,12 @@ def test_huge_png_is_refused_from_its_header(tmp_path, width, height):
     """3.6 Gpx trips Pillow's own refusal; 625 Mpx only its warning, so our check must catch it."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path = tmp_path / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-                     + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + png_chunk(b"IEND", b"")
+    )
     assert_unreadable(path, f"image is {width}x{height} pixels, {LIMIT}")
 
 
@@ -683,7 +686,7 @@ def test_huge_jpeg_is_refused_from_its_header(tmp_path):
     Image.fromarray(random_array((8, 8), np.uint8)).save(buffer, "JPEG")
     data = bytearray(buffer.getvalue())
     sof = data.index(b"\xff\xc0")
-    data[sof + 5: sof + 9] = struct.pack(">HH", 60000, 60000)  # height, width
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 60000, 60000)  # height, width
     path = tmp_path / "bomb.jpg"
     path.write_bytes(bytes(data))
     assert_unreadable(path, f"image is 60000x60000 pixels, {LIMIT}")
@@ -757,8 +760,12 @@ def test_permission_denied_on_disk(tmp_path):
 
 @pytest.mark.parametrize(
     ("name", "label"),
-    [("notes.png", "not a PNG file"), ("notes.jpg", "not a JPEG file"),
-     ("notes.tif", "not a TIFF file"), ("notes.npy", "not a .npy file")],
+    [
+        ("notes.png", "not a PNG file"),
+        ("notes.jpg", "not a JPEG file"),
+        ("notes.tif", "not a TIFF file"),
+        ("notes.npy", "not a .npy file"),
+    ],
 )
 def test_text_renamed_is_refused(tmp_path, name, label):
     (tmp_path / name).write_text("patient notes, not an image\n" * 10)

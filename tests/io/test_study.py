@@ -32,7 +32,9 @@ def _reference_stack(files: list[Path]) -> np.ndarray:
     return np.stack(out)
 
 
-def _rewrite_geometry(files_in_slice_order: list[Path], row: tuple, column: tuple, step_mm: float, reverse_numbers=False):
+def _rewrite_geometry(
+    files_in_slice_order: list[Path], row: tuple, column: tuple, step_mm: float, reverse_numbers=False
+):
     """Give a series an oblique orientation; positions advance along the normal (or against it)."""
     normal = np.cross(row, column)
     for index, path in enumerate(files_in_slice_order):
@@ -87,11 +89,19 @@ def test_instance_number_orders_when_positions_are_missing(tmp_path, phantom):
 
 
 def test_mixed_folder_groups_by_study_and_series_and_skips_non_images(tmp_path, phantom):
-    first = write_ct_series(tmp_path / "a", phantom[:4], series_number=2, series_description="Axial brain",
-                            uid_seed="one", shuffle_seed=1)
+    first = write_ct_series(
+        tmp_path / "a", phantom[:4], series_number=2, series_description="Axial brain", uid_seed="one", shuffle_seed=1
+    )
     study_uid = pydicom.dcmread(first[0]).StudyInstanceUID
-    write_ct_series(tmp_path / "a", phantom[:6], series_number=3, series_description="Axial bone",
-                    uid_seed="one", study_uid=study_uid, shuffle_seed=1)
+    write_ct_series(
+        tmp_path / "a",
+        phantom[:6],
+        series_number=3,
+        series_description="Axial bone",
+        uid_seed="one",
+        study_uid=study_uid,
+        shuffle_seed=1,
+    )
     write_ct_series(tmp_path / "b", phantom[:3], uid_seed="another patient", series_description="Other study")
     # A localizer of another size inside the first series' UID: a stack of its own.
     localizer = tmp_path / "a" / "localizer.dcm"
@@ -107,8 +117,13 @@ def test_mixed_folder_groups_by_study_and_series_and_skips_non_images(tmp_path, 
 
     loaded = load_studies([tmp_path])
     descriptions = sorted(series.description for series in loaded.series)
-    assert descriptions == ["Axial bone", "Axial brain [16x32 coronal]", "Axial brain [32x32 axial]",
-                            "Other study", "photo.png"]
+    assert descriptions == [
+        "Axial bone",
+        "Axial brain [16x32 coronal]",
+        "Axial brain [32x32 axial]",
+        "Other study",
+        "photo.png",
+    ]
     by_description = {series.description: series for series in loaded.series}
     assert len(by_description["Axial brain [32x32 axial]"]) == 4 and len(by_description["Axial bone"]) == 6
     assert len(by_description["Axial brain [16x32 coronal]"]) == 1
@@ -200,7 +215,9 @@ def test_monochrome1_is_flagged_for_inverted_display(tmp_path):
     (series,) = load_studies([tmp_path / "m1.dcm"]).series
     assert series.invert_display
     # Values are kept; only the display inverts.
-    np.testing.assert_array_equal(series.values(0), np.asarray(apply_modality_lut(dataset.pixel_array, dataset), np.float32))
+    np.testing.assert_array_equal(
+        series.values(0), np.asarray(apply_modality_lut(dataset.pixel_array, dataset), np.float32)
+    )
 
 
 def test_sample_study_is_a_trustworthy_ct(repo_root):
@@ -237,8 +254,10 @@ def test_encapsulated_pdf_and_rt_plan_are_skipped_beside_images(tmp_path, phanto
     loaded = load_studies([tmp_path])
     assert len(loaded.series) == 1 and len(loaded.series[0]) == 2
     reasons = {skip.path.name: skip.reason for skip in loaded.skipped}
-    assert reasons == {"report.dcm": "no pixel data (Encapsulated PDF Storage)",
-                       "plan.dcm": "no pixel data (RT Plan Storage)"}
+    assert reasons == {
+        "report.dcm": "no pixel data (Encapsulated PDF Storage)",
+        "plan.dcm": "no pixel data (RT Plan Storage)",
+    }
 
 
 def test_a_folder_with_nothing_readable_gives_no_series_and_all_reasons(tmp_path):

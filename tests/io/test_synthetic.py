@@ -10,7 +10,6 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from scipy import ndimage
 from pydicom.fileset import FileSet
 from pydicom.pixels import apply_modality_lut, get_encoder
 from pydicom.uid import (
@@ -23,6 +22,7 @@ from pydicom.uid import (
     JPEGLSLossless,
     RLELossless,
 )
+from scipy import ndimage
 
 from medviewer.errors import OutputError
 from medviewer.io.synthetic import head_phantom_hu, write_ct_series, write_dicomdir_export, write_sample_png
@@ -74,21 +74,35 @@ def test_hu_round_trips_through_pydicom(tmp_path: Path, small_volume: np.ndarray
     [(1.0, 0.0, 16, 1), (0.5, -1024.0, 16, 0), (2.0, -1000.0, 12, 1), (1.0, -1024.0, 10, 0)],
 )
 @pytest.mark.parametrize(
-    "transfer_syntax", [ExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, JPEG2000Lossless],
+    "transfer_syntax",
+    [ExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless, JPEG2000Lossless],
     ids=lambda uid: uid.name,
 )
 def test_stored_values_follow_slope_intercept_and_bits(
-    tmp_path: Path, small_volume: np.ndarray, transfer_syntax, rescale_slope, rescale_intercept, bits_stored,
+    tmp_path: Path,
+    small_volume: np.ndarray,
+    transfer_syntax,
+    rescale_slope,
+    rescale_intercept,
+    bits_stored,
     pixel_representation,
 ) -> None:
     volume = small_volume[:1]
     paths = write_ct_series(
-        tmp_path, volume, transfer_syntax=transfer_syntax, rescale_slope=rescale_slope,
-        rescale_intercept=rescale_intercept, bits_stored=bits_stored, pixel_representation=pixel_representation,
+        tmp_path,
+        volume,
+        transfer_syntax=transfer_syntax,
+        rescale_slope=rescale_slope,
+        rescale_intercept=rescale_intercept,
+        bits_stored=bits_stored,
+        pixel_representation=pixel_representation,
     )
     dataset, hu = _read_hu(paths[0])
     assert (dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation) == (
-        bits_stored, bits_stored - 1, pixel_representation)
+        bits_stored,
+        bits_stored - 1,
+        pixel_representation,
+    )
     # Hand-computed representable range: anything outside it must come back clipped to the limit.
     if pixel_representation:
         low, high = -(2 ** (bits_stored - 1)), 2 ** (bits_stored - 1) - 1
@@ -102,14 +116,28 @@ def test_stored_values_follow_slope_intercept_and_bits(
 
 
 def test_files_are_dicom_part10_ct_images_with_the_required_elements(tmp_path: Path, small_volume) -> None:
-    paths = write_ct_series(tmp_path, small_volume, pixel_spacing_mm=(0.8, 0.6), slice_spacing_mm=2.5,
-                            series_number=7, series_description="Head 2.5 mm")
+    paths = write_ct_series(
+        tmp_path,
+        small_volume,
+        pixel_spacing_mm=(0.8, 0.6),
+        slice_spacing_mm=2.5,
+        series_number=7,
+        series_description="Head 2.5 mm",
+    )
     raw = paths[0].read_bytes()
     assert raw[:128] == b"\0" * 128 and raw[128:132] == b"DICM"
     dataset = pydicom.dcmread(paths[0])
     for keyword in (
-        "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "StudyDate", "StudyTime",
-        "StudyDescription", "PatientName", "PatientID", "SliceThickness", "PixelData",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+        "StudyDate",
+        "StudyTime",
+        "StudyDescription",
+        "PatientName",
+        "PatientID",
+        "SliceThickness",
+        "PixelData",
     ):
         assert keyword in dataset, keyword
     assert dataset.file_meta.MediaStorageSOPClassUID == CTImageStorage == dataset.SOPClassUID
@@ -243,8 +271,9 @@ def test_phantom_looks_like_a_head() -> None:
     quiet = head_phantom_hu(24, 128, noise_hu=0)
     assert quiet.max() > 1400 and np.percentile(quiet[quiet > 300], 10) < 900, "cortical tables, lighter diploe"
     # Away from edges (where partial volume mixes bone into soft tissue) only the lesion exceeds +60 HU.
-    soft_tissue_cores = ndimage.binary_erosion((quiet > -10) & (quiet < 100), structure=np.ones((1, 3, 3)),
-                                               iterations=2)
+    soft_tissue_cores = ndimage.binary_erosion(
+        (quiet > -10) & (quiet < 100), structure=np.ones((1, 3, 3)), iterations=2
+    )
     slices_with_lesion = [index for index in range(24) if (quiet[index][soft_tissue_cores[index]] > 60).any()]
     assert 1 <= len(slices_with_lesion) < 12, "a lesion on some slices only"
     assert quiet[slices_with_lesion[0]][soft_tissue_cores[slices_with_lesion[0]]].max() == pytest.approx(70, abs=1)
