@@ -5,6 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+_MAX_REASON = 200
+
+
+def one_line(text: str) -> str:
+    """A message fit for one line: damaged files put raw bytes and newlines into the values we quote."""
+    printable = "".join(character if character.isprintable() else "?" for character in str(text))
+    return printable if len(printable) <= _MAX_REASON else printable[: _MAX_REASON - 3] + "..."
+
+
 class MedViewerError(Exception):
     """A problem the user can act on; its message is shown as is, without a traceback."""
 
@@ -14,8 +23,8 @@ class UnreadableFileError(MedViewerError):
 
     def __init__(self, path: Path | str, reason: str):
         self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        self.reason = one_line(reason)
+        super().__init__(f"{self.path}: {self.reason}")
 
 
 class FrameOutOfRangeError(MedViewerError):

@@ -440,7 +440,11 @@ def _decode_with_pydicom(header: DicomFile, index: int) -> np.ndarray:
             return dataset.pixel_array
     except MemoryError:
         raise UnreadableFileError(header.path, "not enough memory to decode the pixel data") from None
-    except Exception as error:  # decoders raise RuntimeError, ValueError, NotImplementedError ...
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # noqa: B036 - see below
+        # Decoders raise RuntimeError, ValueError, NotImplementedError ...; the Rust ones (pylibjpeg-rle)
+        # raise pyo3's PanicException on malformed data, which derives from BaseException, not Exception.
         raise UnreadableFileError(
             header.path, f"cannot decode {header.transfer_syntax_name} pixel data ({_short(error)})"
         ) from None

@@ -337,3 +337,19 @@ def test_voi_lut_on_monochrome1_is_inverted_for_display(tmp_path: Path):
     (series,) = load_studies([path]).series
     normal = load_studies([_with_voi_lut(tmp_path / "voi2.dcm", 12)]).series[0]
     np.testing.assert_allclose(series.display(0), 1.0 - normal.display(0), atol=1e-6)
+
+
+def test_a_decoder_panic_is_a_clean_error(monkeypatch):
+    """Rust decoders (pylibjpeg-rle) raise pyo3's PanicException, a BaseException, on malformed data."""
+
+    class PanicException(BaseException):
+        pass
+
+    def panicking_pixel_array(self):
+        raise PanicException("index out of bounds: the len is 8192 but the index is 8193")
+
+    path = pydicom.data.get_testdata_file("MR_small_RLE.dcm")
+    (series,) = load_studies([path]).series
+    monkeypatch.setattr(Dataset, "pixel_array", property(panicking_pixel_array))
+    with pytest.raises(UnreadableFileError, match="cannot decode RLE Lossless pixel data .index out of bounds"):
+        series.values(0)
