@@ -1,0 +1,27 @@
+"""The set-up leaves a working headless Qt: PySide6 and pyqtgraph render offscreen (the viewer builds on this)."""
+
+import numpy as np
+
+
+def test_pyqtgraph_renders_an_image_offscreen(qtbot):
+    import pyqtgraph as pg
+    from PySide6.QtGui import QImage
+
+    view = pg.ImageView()
+    qtbot.addWidget(view)
+    view.resize(200, 200)
+    image = np.zeros((64, 64), np.float32)
+    image[:, 32:] = 1.0  # right half white
+    view.setImage(image.T, levels=(0, 1), autoRange=True)  # pyqtgraph indexes (x, y)
+    view.ui.histogram.hide()
+    view.ui.roiBtn.hide()
+    view.ui.menuBtn.hide()
+    view.show()
+    qtbot.waitExposed(view)
+    grabbed = view.getView().scene().views()[0].grab().toImage().convertToFormat(QImage.Format.Format_Grayscale8)
+    width, height = grabbed.width(), grabbed.height()
+    pixels = np.frombuffer(grabbed.constBits(), np.uint8, count=grabbed.sizeInBytes())
+    pixels = pixels.reshape(height, grabbed.bytesPerLine())[:, :width]
+    middle_row = pixels[height // 2]
+    # The image fills the view: dark on the left, bright on the right.
+    assert middle_row[width // 8] < 64 and middle_row[width - width // 8] > 192
