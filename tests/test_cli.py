@@ -36,8 +36,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "medviewer"
 def _bundled(name: str) -> Path:
     """A file from pydicom's own test data; download=False so a missing file fails fast instead of retrying."""
     found = get_testdata_file(name, download=False)
-    if found is None:
-        pytest.skip(f"pydicom test file {name} is not installed")
+    assert found is not None, f"pydicom no longer bundles {name}: choose another bundled file"
     return Path(found)
 
 

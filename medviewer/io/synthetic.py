@@ -459,7 +459,7 @@ def _series_header(
     rich_header: bool,
     uid_seed: str,
 ) -> Dataset:
-    """The dataset shared by every slice of a series, with placeholders for the per-slice elements."""
+    """The dataset shared by every slice of a series; the per-slice elements are overwritten for each file."""
     file_meta = FileMetaDataset()
     file_meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
     file_meta.MediaStorageSOPInstanceUID = study_uid  # replaced per slice
