@@ -154,6 +154,7 @@ def describe_series(series: Series) -> dict:
             {"center": w.center, "width": w.width, "function": w.function, "name": w.name} for w in series.file_windows
         ],
         "voi_lut": series.has_voi_lut,
+        "uneven_spacing_after_frames": series.uneven_spacing(),
     }
     try:
         series.values(0)
@@ -202,6 +203,10 @@ def format_report(report: dict) -> str:
                 details.append(f"pixel {s['pixel_spacing_mm'][0]:g}x{s['pixel_spacing_mm'][1]:g} mm")
             if s["slice_spacing_mm"]:
                 details.append(f"slices every {s['slice_spacing_mm']:g} mm")
+            if s["uneven_spacing_after_frames"]:
+                frames = s["uneven_spacing_after_frames"]
+                listed = ", ".join(map(str, frames[:5])) + (", ..." if len(frames) > 5 else "")
+                details.append(f"WARNING uneven slice spacing after frames {listed} (missing or repeated slices)")
             if s["colour"]:
                 details.append("colour")
             if s["monochrome1"]:

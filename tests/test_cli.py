@@ -731,3 +731,14 @@ def test_export_file_mode_follows_umask(tmp_path, capsys):
         os.umask(old_umask)
     capsys.readouterr()
     assert output.stat().st_mode & 0o777 == 0o644
+
+
+def test_info_warns_about_a_missing_slice(tmp_path, capsys):
+    from medviewer.io.synthetic import head_phantom_hu, write_ct_series
+
+    files = write_ct_series(tmp_path, head_phantom_hu(8, 16, seed=2), slice_spacing_mm=2.0)
+    files[4].unlink()
+    assert main(["info", str(tmp_path)]) == 0
+    assert "WARNING uneven slice spacing after frames 3 (missing or repeated slices)" in capsys.readouterr().out
+    assert main(["info", "--json", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["studies"][0]["series"][0]["uneven_spacing_after_frames"] == [3]

@@ -154,16 +154,28 @@ class Series:
     def file_windows(self) -> tuple[Window, ...]:
         return self.first.header.windows if isinstance(self.first, DicomFrame) else ()
 
-    @property
-    def slice_spacing_mm(self) -> float | None:
-        """Median distance between neighbouring slices along the normal, when positions are known."""
+    def _steps_along_normal(self) -> np.ndarray | None:
+        """Distances between neighbouring slices along the normal; None without full geometry."""
         normal = slice_normal(self.orientation)
         positions = [frame.position for frame in self.frames]
         if normal is None or len(positions) < 2 or any(p is None for p in positions):
             return None
-        along = np.array([np.dot(p, normal) for p in positions])
-        steps = np.abs(np.diff(along))
-        return float(np.median(steps)) if steps.size else None
+        return np.abs(np.diff([np.dot(p, normal) for p in positions]))
+
+    @property
+    def slice_spacing_mm(self) -> float | None:
+        """Median distance between neighbouring slices along the normal, when positions are known."""
+        steps = self._steps_along_normal()
+        return float(np.median(steps)) if steps is not None else None
+
+    def uneven_spacing(self, tolerance: float = 0.1) -> list[int]:
+        """Frames after which the step to the next differs from the median by more than `tolerance`
+        (relative): a missing slice, or several frames at one position (phases, echoes, a repeat)."""
+        steps = self._steps_along_normal()
+        if steps is None:
+            return []
+        median = float(np.median(steps))
+        return [int(i) for i in np.flatnonzero(np.abs(steps - median) > tolerance * max(median, 1e-6))]
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -278,3 +278,23 @@ def test_a_series_too_large_for_memory_is_refused_before_allocating(tmp_path, ph
         series.load_all()
     # Browsing slice by slice still works.
     assert series.values(2).shape == (SIZE, SIZE)
+
+
+def test_a_missing_slice_or_a_repeated_position_is_reported(tmp_path, phantom):
+    files = write_ct_series(tmp_path / "gap", phantom[:8], slice_spacing_mm=2.0)
+    files[4].unlink()  # slices 0..3, then 5..7: the step after frame 3 is 4 mm
+    (gapped,) = load_studies([tmp_path / "gap"]).series
+    assert gapped.slice_spacing_mm == pytest.approx(2.0)
+    assert gapped.uneven_spacing() == [3]
+
+    files = write_ct_series(tmp_path / "repeat", phantom[:4], slice_spacing_mm=2.0)
+    copy = pydicom.dcmread(files[2])
+    copy.SOPInstanceUID = copy.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    copy.InstanceNumber = 99
+    copy.save_as(tmp_path / "repeat" / "second_phase.dcm")
+    (repeated,) = load_studies([tmp_path / "repeat"]).series
+    assert len(repeated) == 5 and repeated.uneven_spacing() == [2]
+
+
+def test_an_even_series_has_no_spacing_warning(repo_root):
+    assert load_studies([repo_root / "resources" / "sample_study"]).series[0].uneven_spacing() == []
