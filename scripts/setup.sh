@@ -12,6 +12,7 @@ if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
 qt_packages="libegl1 libgl1 libglib2.0-0 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
   libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
   libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxrender1 libxi6"
+if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else sudo=""; fi
 missing=""
 if command -v dpkg >/dev/null 2>&1; then
   for package in $qt_packages; do
@@ -19,8 +20,9 @@ if command -v dpkg >/dev/null 2>&1; then
   done
 fi
 if [ -n "$missing" ]; then
-  if [ "$(id -u)" = 0 ]; then sudo=""; elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-    echo "setup: please install these system packages first:$missing" >&2; exit 1; fi
+  if [ "$(id -u)" != 0 ] && [ -z "$sudo" ]; then
+    echo "setup: please install these system packages first:$missing" >&2; exit 1
+  fi
   echo "setup: installing Qt system libraries:$missing"
   $sudo apt-get update -qq
   # shellcheck disable=SC2086
@@ -29,6 +31,12 @@ fi
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
+  # Debian's own python3 ships venv/ensurepip separately, in python3-venv.
+  if ! "$python" -c "import venv, ensurepip" >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing python3-venv"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv
+  fi
   "$python" -m venv .venv
 fi
 # A torch that is already there (a user's CUDA/ROCm build) is kept; otherwise the CPU build, so that
