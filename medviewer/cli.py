@@ -12,7 +12,7 @@ from pathlib import Path
 
 from medviewer import __version__
 from medviewer.errors import FrameOutOfRangeError, MedViewerError, UnreadableFileError
-from medviewer.io.export import EXPORT_SUFFIXES, export_frame, refuse_overwriting_inputs
+from medviewer.io.export import EXPORT_SUFFIXES, export_frame
 from medviewer.io.study import LoadedStudies, Series, load_studies
 from medviewer.io.window import Window, auto_window
 
@@ -242,11 +242,10 @@ def run_export(arguments: argparse.Namespace) -> int:
             f"there are {len(all_series)} series (0..{len(all_series) - 1})"
         )
     # Every file the paths reached is an original, not only the chosen series' frames.
-    refuse_overwriting_inputs(
-        arguments.output,
-        [frame.path for s in all_series for frame in s.frames]
+    other_originals = (
+        [frame.path for s in all_series if s is not series for frame in s.frames]
         + [skip.path for skip in loaded.skipped]
-        + [p for p in arguments.paths if p.is_file()],
+        + [p for p in arguments.paths if p.is_file()]
     )
     try:
         export_frame(
@@ -255,6 +254,7 @@ def run_export(arguments: argparse.Namespace) -> int:
             arguments.output,
             chosen_window=_parse_window(arguments.window, series, arguments.frame),
             bits=arguments.depth,
+            also_protected=other_originals,
         )
     except FrameOutOfRangeError as error:
         raise MedViewerError(f"{arguments.paths[0]}: {error}") from None

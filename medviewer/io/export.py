@@ -26,10 +26,19 @@ def refuse_overwriting_inputs(destination: Path, inputs: Iterable[Path]) -> None
 
 
 def export_frame(
-    series: Series, index: int, destination: Path, *, chosen_window: Window | None = None, bits: int = 8
+    series: Series,
+    index: int,
+    destination: Path,
+    *,
+    chosen_window: Window | None = None,
+    bits: int = 8,
+    also_protected: Iterable[Path] = (),
 ) -> Path:
     """Write one frame: `.npy` keeps the values (float32 in real units, or uint8 RGB); PNG/TIFF hold what
-    the viewer shows (`Series.display`: window or the file's VOI LUT) at 8 or 16 bits; colour is 8-bit RGB."""
+    the viewer shows (`Series.display`: window or the file's VOI LUT) at 8 or 16 bits; colour is 8-bit RGB.
+
+    The destination may be none of the series' files nor of `also_protected` (the other originals a
+    caller opened beside it)."""
     destination = Path(destination)
     suffix = destination.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
@@ -38,7 +47,7 @@ def export_frame(
         )
     if bits not in (8, 16):
         raise OutputError(f"{destination}: bit depth must be 8 or 16")
-    refuse_overwriting_inputs(destination, {frame.path for frame in series.frames})
+    refuse_overwriting_inputs(destination, [frame.path for frame in series.frames] + list(also_protected))
     values = series.values(index)
     if suffix == ".npy":
         # np.save appends ".npy" to names without it; the temporary name ends in ".partial", so use a handle.
