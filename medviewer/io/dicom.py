@@ -112,12 +112,8 @@ class DicomFile:
 
     @property
     def stored_dtype(self) -> np.dtype | None:
-        """The dtype pydicom decodes monochrome integer pixels to; None for colour or float data."""
-        if self.is_colour:
-            return None
+        """The native-order dtype of 8/16/32-bit integer samples (what pydicom decodes them to), else None."""
         key = _NATIVE_DTYPES.get((self.bits_allocated, self.pixel_representation))
-        if key is None and self.bits_allocated == 1:
-            return np.dtype("u1")
         return np.dtype(key).newbyteorder("=") if key else None
 
     @property
@@ -410,8 +406,7 @@ def _read_native_frame(header: DicomFile, out: np.ndarray | None) -> np.ndarray:
     # Why not pydicom: reading the bytes straight into their slot of the series volume avoids the
     # PixelData bytes object and the separate array that pydicom keeps, which is what keeps a full
     # series load at 1x the pixel memory instead of 3x.
-    dtype = np.dtype(_NATIVE_DTYPES[(header.bits_allocated, header.pixel_representation)])
-    frame = out if out is not None else np.empty((header.rows, header.columns), dtype=dtype.newbyteorder("="))
+    frame = out if out is not None else np.empty((header.rows, header.columns), dtype=header.stored_dtype)
     buffer = memoryview(frame.reshape(-1).view(np.uint8))
     try:
         with open(header.path, "rb") as handle:
