@@ -32,3 +32,11 @@ class FrameOutOfRangeError(MedViewerError):
 
 class OutputError(MedViewerError):
     """An output that cannot be written, or that would overwrite an input."""
+
+
+class ShapeMismatchError(MedViewerError):
+    """Two images that should be compared pixel for pixel but differ in shape."""
+
+
+class UnknownModelError(MedViewerError):
+    """A model or method id that no registry knows."""

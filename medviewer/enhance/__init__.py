@@ -1,0 +1,1 @@
+"""Enhancement: the degradation protocol and the engine that runs models over images."""

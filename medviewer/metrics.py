@@ -1,0 +1,186 @@
+"""Image-quality measures (PSNR, SSIM, error maps, blind noise estimate) as plain functions of numpy arrays."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from medviewer.errors import MedViewerError, ShapeMismatchError
+
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+# scikit-image truncates the Gaussian at 3.5 sigma so that sigma 1.5 gives Wang et al.'s 11-tap window.
+_SSIM_TRUNCATE = 3.5
+SSIM_RADIUS = int(_SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+SSIM_MIN_SIDE = 2 * SSIM_RADIUS + 1
+
+
+class ImageTooSmallError(MedViewerError):
+    """An image too small for a measure's window (after any border crop)."""
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The protocol's two scores of a test image against its reference."""
+
+    psnr: float
+    ssim: float
+
+
+def _describe_shape(shape: tuple[int, ...]) -> str:
+    return "x".join(str(side) for side in shape)
+
+
+def _comparable_pair(reference: np.ndarray, test: np.ndarray, border: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as float64 with `border` pixels cropped from each spatial edge, or a user-facing error."""
+    reference = np.asarray(reference, dtype=np.float64)
+    test = np.asarray(test, dtype=np.float64)
+    if reference.shape != test.shape:
+        raise ShapeMismatchError(
+            f"cannot compare images of different shapes: reference is {_describe_shape(reference.shape)}, "
+            f"test is {_describe_shape(test.shape)}"
+        )
+    if reference.ndim not in (2, 3):
+        raise ShapeMismatchError(
+            f"expected a 2-D grey or (H, W, channels) colour image, got shape {_describe_shape(reference.shape)}"
+        )
+    if border < 0:
+        raise ValueError("border must be >= 0")
+    if border:
+        height, width = reference.shape[:2]
+        if 2 * border >= min(height, width):
+            size = _describe_shape(reference.shape[:2])
+            raise ImageTooSmallError(f"a {size} image has nothing left after cropping a {border}-pixel border")
+        reference = reference[border:-border, border:-border]
+        test = test[border:-border, border:-border]
+    return reference, test
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
+    """Peak signal-to-noise ratio in dB, 10 log10(data_range^2 / MSE); `math.inf` for identical images.
+
+    Equals `skimage.metrics.peak_signal_noise_ratio(reference, test, data_range=data_range)` on the cropped
+    images; colour images pool the squared error over all channels, as scikit-image does.
+    """
+    reference, test = _comparable_pair(reference, test, border)
+    mean_squared_error = float(np.mean((reference - test) ** 2))
+    if mean_squared_error == 0.0:
+        return math.inf
+    return 10.0 * math.log10(float(data_range) ** 2 / mean_squared_error)
+
+
+def _gaussian_window(image: np.ndarray) -> np.ndarray:
+    # gaussian_filter is separable (one 1-D pass per axis); 'reflect' and truncate match skimage's SSIM.
+    return ndimage.gaussian_filter(image, sigma=SSIM_SIGMA, truncate=_SSIM_TRUNCATE, mode="reflect")
+
+
+def _ssim_map_2d(reference: np.ndarray, test: np.ndarray, data_range: float) -> np.ndarray:
+    mean_reference = _gaussian_window(reference)
+    mean_test = _gaussian_window(test)
+    # Population (not sample) covariance, as Wang et al. 2004 define it.
+    variance_reference = _gaussian_window(reference * reference) - mean_reference * mean_reference
+    variance_test = _gaussian_window(test * test) - mean_test * mean_test
+    covariance = _gaussian_window(reference * test) - mean_reference * mean_test
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    luminance_numerator = 2.0 * mean_reference * mean_test + c1
+    structure_numerator = 2.0 * covariance + c2
+    luminance_denominator = mean_reference**2 + mean_test**2 + c1
+    structure_denominator = variance_reference + variance_test + c2
+    return (luminance_numerator * structure_numerator) / (luminance_denominator * structure_denominator)
+
+
+def _checked_for_ssim(reference: np.ndarray, test: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
+    reference, test = _comparable_pair(reference, test, border)
+    if min(reference.shape[:2]) < SSIM_MIN_SIDE:
+        after_border = f" after cropping a {border}-pixel border" if border else ""
+        raise ImageTooSmallError(
+            f"SSIM needs at least {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} pixels (its Gaussian window), "
+            f"got {_describe_shape(reference.shape[:2])}{after_border}"
+        )
+    return reference, test
+
+
+def ssim_map(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0, border: int = 0) -> np.ndarray:
+    """Local SSIM at every pixel (float64), shaped like the cropped input (per channel for colour).
+
+    Same definition as `ssim`; the map keeps the filter-radius strip that the mean score leaves out, so the
+    viewer can overlay it on the whole (cropped) image.
+    """
+    reference, test = _checked_for_ssim(reference, test, border)
+    if reference.ndim == 2:
+        return _ssim_map_2d(reference, test, float(data_range))
+    channels = [
+        _ssim_map_2d(reference[..., channel], test[..., channel], float(data_range))
+        for channel in range(reference.shape[-1])
+    ]
+    return np.stack(channels, axis=-1)
+
+
+def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
+    """Mean structural similarity (Wang, Bovik, Sheikh, Simoncelli, IEEE TIP 13(4), 2004).
+
+    Gaussian-weighted window (sigma 1.5, 11 taps), population covariance, K1 = 0.01, K2 = 0.03. This is
+    exactly `skimage.metrics.structural_similarity(reference, test, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=data_range)` (with `channel_axis=-1` for colour: the mean over
+    channels), including its exclusion of a filter-radius (5-pixel) strip from the mean. Our own float64
+    implementation because the viewer needs the map as well as the score, without scikit-image's overhead.
+    `border` pixels are cropped from each edge first (super-resolution protocol: 4).
+    """
+    local = ssim_map(reference, test, data_range=data_range, border=border)
+    inner = local[SSIM_RADIUS:-SSIM_RADIUS, SSIM_RADIUS:-SSIM_RADIUS]
+    # Per-channel means then their mean equals the overall mean, since every channel has the same size.
+    return float(inner.mean(dtype=np.float64))
+
+
+def score(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: float = 1.0) -> Scores:
+    """PSNR and SSIM of `test` against `reference` under the same border and data range."""
+    return Scores(
+        psnr=psnr(reference, test, data_range=data_range, border=border),
+        ssim=ssim(reference, test, data_range=data_range, border=border),
+    )
+
+
+def absolute_error_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """|test - reference| per pixel (float32, in the inputs' units): where a method went wrong, not which way."""
+    reference, test = _comparable_pair(reference, test)
+    return np.abs(test - reference).astype(np.float32)
+
+
+def signed_difference_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """test - reference per pixel (float32, in the inputs' units): positive where the test is brighter."""
+    reference, test = _comparable_pair(reference, test)
+    return (test - reference).astype(np.float32)
+
+
+# Immerkaer's kernel: the difference of two Laplacian approximations, which cancels locally linear image
+# structure (and mostly smooth structure) so what remains is noise.
+_IMMERKAER_KERNEL = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+
+
+def _immerkaer_sigma_2d(image: np.ndarray) -> float:
+    height, width = image.shape
+    response = ndimage.correlate(image, _IMMERKAER_KERNEL, mode="constant")[1:-1, 1:-1]
+    return math.sqrt(math.pi / 2.0) * float(np.abs(response).sum()) / (6.0 * (width - 2) * (height - 2))
+
+
+def estimate_noise_sigma(image: np.ndarray) -> float:
+    """Blind estimate of additive white Gaussian noise's standard deviation, in the image's units.
+
+    J. Immerkaer, "Fast Noise Variance Estimation", Computer Vision and Image Understanding 64(2), 1996:
+    sigma = sqrt(pi/2) / (6 (W-2) (H-2)) * sum |I * N| over the interior, N the Laplacian-difference kernel.
+    We use it because scikit-image's wavelet estimator needs PyWavelets. Edges and texture bias it upwards.
+    Colour (H, W, channels) images give the mean of the per-channel estimates.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    if values.ndim not in (2, 3) or min(values.shape[:2]) < 3:
+        raise ImageTooSmallError(
+            f"noise estimation needs a 2-D or colour image of at least 3x3 pixels, got {_describe_shape(values.shape)}"
+        )
+    if values.ndim == 2:
+        return _immerkaer_sigma_2d(values)
+    return float(np.mean([_immerkaer_sigma_2d(values[..., channel]) for channel in range(values.shape[-1])]))
