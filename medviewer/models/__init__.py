@@ -1,0 +1,1 @@
+"""Model architectures, classical methods, model cards and the registry that finds them."""
