@@ -1,0 +1,275 @@
+"""The inference engine: runs any registered method on images of any size, in the images' own units.
+
+Models see what they were trained on, images min-max normalised to [0, 1] (ARCHITECTURE.md's protocol);
+the engine maps their output back, so HU in gives HU out. Networks run tile by tile (see `tiling`) in
+batches, on the chosen device, in half precision on a GPU where the model allows it, channels-last under
+`torch.inference_mode`; progress is reported and cancellation honoured between batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from medviewer.enhance.colour import enhance_luminance
+from medviewer.enhance.degrade import normalise
+from medviewer.enhance.device import choose_device
+from medviewer.enhance.tiling import AxisTile, plan_axis
+from medviewer.errors import MedViewerError
+from medviewer.models.architectures import build_architecture
+from medviewer.models.classical import ClassicalMethod, bicubic_upscale
+from medviewer.models.registry import ModelEntry
+from medviewer.models.weights import load_weights
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float], None]
+CancelCheck = Callable[[], bool]
+
+
+class EnhancementCancelled(MedViewerError):
+    """The user cancelled; nothing partial is returned."""
+
+    def __init__(self) -> None:
+        super().__init__("enhancement cancelled")
+
+
+class OutOfDeviceMemoryError(MedViewerError):
+    """The device ran out of memory even with the smallest tiles."""
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """How big one network pass may be. `output_pixels` bounds memory: activations scale with the output
+    area of a pass (summed over the batch), so 1024x1024 keeps a 64-channel layer at 256 MB in float32."""
+
+    output_pixels: int = 1024 * 1024
+    overlap: int = 16
+    # Context read around each tile for networks whose receptive field has no bound (global pooling or
+    # instance norm); blending across the overlap hides what is left.
+    unbounded_halo: int = 48
+    smallest_output_pixels: int = 128 * 128
+
+
+class Enhancer(ABC):
+    """A method ready to run. Subclasses implement `run_normalised`; callers use `enhance` and friends."""
+
+    def __init__(self, model_id: str, name: str, task: str, scale: int, device: torch.device):
+        self.id = model_id
+        self.name = name
+        self.task = task
+        self.scale = scale
+        self.device = device
+
+    @abstractmethod
+    def run_normalised(
+        self, images: np.ndarray, progress: Progress | None = None, should_cancel: CancelCheck | None = None
+    ) -> np.ndarray:
+        """(N, H, W) float32 images in normalised units -> (N, H*scale, W*scale) float32."""
+
+    def enhance(
+        self, values: np.ndarray, progress: Progress | None = None, should_cancel: CancelCheck | None = None
+    ) -> np.ndarray:
+        """One image in its own units: (H, W) grey or (H, W, 3) colour; the result is in the same units
+        (float32 for grey, the input's dtype for colour) and exactly `scale` times the size."""
+        values = np.asarray(values)
+        if values.ndim == 3 and values.shape[-1] in (3, 4):
+            return self._enhance_colour(values[..., :3], progress, should_cancel)
+        if values.ndim != 2:
+            raise MedViewerError(f"cannot enhance an image of shape {values.shape}: expected (rows, columns)")
+        return self.enhance_volume(values[None], progress, should_cancel)[0]
+
+    def enhance_volume(
+        self, volume: np.ndarray, progress: Progress | None = None, should_cancel: CancelCheck | None = None
+    ) -> np.ndarray:
+        """A stack of grey slices (N, H, W), each normalised on its own as the protocol says."""
+        volume = np.asarray(volume)
+        if volume.ndim != 3:
+            raise MedViewerError(f"cannot enhance a volume of shape {volume.shape}: expected (slices, rows, columns)")
+        normalised = [normalise(plane) for plane in volume]
+        images = np.stack([item.image for item in normalised])
+        del volume
+        output = self.run_normalised(images, progress, should_cancel)
+        del images
+        for index, item in enumerate(normalised):  # in place: a 4096x4096 image must not need two copies
+            output[index] = item.restore(output[index])
+        return output
+
+    def enhance_normalised_image(
+        self, image: np.ndarray, progress: Progress | None = None, should_cancel: CancelCheck | None = None
+    ) -> np.ndarray:
+        """An image already in normalised units, (H, W) or (H, W, 3): how simulate mode feeds a degraded copy
+        in the clean image's own scale, exactly as the trainer does."""
+        if image.ndim == 3:
+            return enhance_luminance(
+                image,
+                lambda luma: self.run_normalised(luma[None], progress, should_cancel)[0],
+                bicubic_upscale,
+                self.scale,
+            )
+        return self.run_normalised(np.asarray(image, np.float32)[None], progress, should_cancel)[0]
+
+    def _enhance_colour(self, rgb: np.ndarray, progress: Progress | None, should_cancel: CancelCheck | None):
+        integer = np.issubdtype(rgb.dtype, np.integer)
+        top = float(np.iinfo(rgb.dtype).max) if integer else max(1.0, float(rgb.max()))
+        enhanced = self.enhance_normalised_image(rgb.astype(np.float32) / top, progress, should_cancel) * top
+        if integer:
+            return np.clip(np.rint(enhanced), 0, top).astype(rgb.dtype)
+        return enhanced.astype(np.float32)
+
+
+class ClassicalEnhancer(Enhancer):
+    """A classical method (numpy, CPU) behind the same interface as the networks."""
+
+    def __init__(self, method: ClassicalMethod):
+        super().__init__(method.id, method.name, method.task, method.scale, torch.device("cpu"))
+        self.method = method
+
+    def run_normalised(self, images, progress=None, should_cancel=None):
+        height, width = images.shape[1:]
+        output = np.empty((len(images), height * self.scale, width * self.scale), np.float32)
+        for index, image in enumerate(images):
+            _check_cancel(should_cancel)
+            output[index] = self.method.function(image)
+            if progress is not None:
+                progress((index + 1) / len(images))
+        return output
+
+
+class NetworkEnhancer(Enhancer):
+    """A network on a device, run in tiles that batch across slices."""
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        model_id: str,
+        name: str,
+        task: str,
+        device: torch.device,
+        half_precision: bool | None = None,
+        tiles: TileSettings = TileSettings(),
+    ):
+        super().__init__(model_id, name, task, int(getattr(network, "scale", 1)), device)
+        if half_precision is None:
+            half_precision = bool(getattr(network, "half_precision_safe", False))
+        # Half precision only pays on a GPU; CPU float16 convolutions are slow or missing.
+        self.dtype = torch.float16 if half_precision and device.type in ("cuda", "mps") else torch.float32
+        if device.type == "cuda":  # same input, same output: deterministic kernels over the fastest ones
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        self.network = network.eval().requires_grad_(False).to(device=device, dtype=self.dtype)
+        self.network = self.network.to(memory_format=torch.channels_last)
+        self.size_multiple = int(getattr(network, "size_multiple", 1))
+        radius = getattr(network, "receptive_radius", None)
+        self.exact_tiling = radius is not None
+        self.halo = int(radius) if radius is not None else tiles.unbounded_halo
+        self.tiles = tiles
+
+    def run_normalised(self, images, progress=None, should_cancel=None):
+        settings = self.tiles
+        while True:
+            try:
+                return self._run_tiled(images, settings, progress, should_cancel)
+            except torch.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if settings.output_pixels <= settings.smallest_output_pixels:
+                    raise OutOfDeviceMemoryError(
+                        f"out of memory on {self.device.type} even with the smallest tiles; try --device cpu"
+                    ) from None
+                settings = TileSettings(
+                    output_pixels=settings.output_pixels // 4,
+                    overlap=settings.overlap,
+                    unbounded_halo=settings.unbounded_halo,
+                    smallest_output_pixels=settings.smallest_output_pixels,
+                )
+                log.warning(
+                    "out of %s memory; retrying with tiles of %d output pixels", self.device, settings.output_pixels
+                )
+
+    def _run_tiled(self, images: np.ndarray, settings: TileSettings, progress, should_cancel) -> np.ndarray:
+        count, height, width = images.shape
+        multiple, scale = self.size_multiple, self.scale
+        padded_height, padded_width = _round_up(height, multiple), _round_up(width, multiple)
+        if (padded_height, padded_width) != (height, width):
+            # Symmetric padding continues the anatomy instead of adding an edge the network never saw.
+            images = np.pad(images, ((0, 0), (0, padded_height - height), (0, padded_width - width)), mode="symmetric")
+        side = max(64, math.isqrt(settings.output_pixels) // scale)
+        core = max(2 * settings.overlap + multiple, side - 2 * self.halo - multiple - 1)
+        rows = plan_axis(padded_height, core, self.halo, settings.overlap, multiple)
+        columns = plan_axis(padded_width, core, self.halo, settings.overlap, multiple)
+        output = np.zeros((count, padded_height * scale, padded_width * scale), np.float32)
+        jobs = [(index, row, column) for index in range(count) for row in rows.tiles for column in columns.tiles]
+        per_batch = max(1, settings.output_pixels // (rows.read_length * columns.read_length * scale * scale))
+        for first in range(0, len(jobs), per_batch):
+            _check_cancel(should_cancel)
+            batch = jobs[first : first + per_batch]
+            windows = np.stack(
+                [
+                    images[index, row.read_start : row.read_start + rows.read_length][
+                        :, column.read_start : column.read_start + columns.read_length
+                    ]
+                    for index, row, column in batch
+                ]
+            )
+            results = self._forward(windows)
+            for (index, row, column), result in zip(batch, results, strict=True):
+                _blend_core(output[index], result, row, column, scale)
+            if progress is not None:
+                progress(min(len(jobs), first + per_batch) / len(jobs))
+        return (
+            output[:, : height * scale, : width * scale]
+            if output.shape[1:] != (height * scale, width * scale)
+            else output
+        )
+
+    def _forward(self, windows: np.ndarray) -> np.ndarray:
+        tensor = torch.from_numpy(windows[:, None]).to(device=self.device, dtype=self.dtype)
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            result = self.network(tensor)
+        return result[:, 0].float().cpu().numpy()
+
+
+def _blend_core(output: np.ndarray, result: np.ndarray, row: AxisTile, column: AxisTile, scale: int) -> None:
+    """Add a tile's core, weighted, into the output (the weights of all tiles sum to one at each pixel)."""
+    top, bottom = (row.core_start - row.read_start) * scale, (row.core_stop - row.read_start) * scale
+    left, right = (column.core_start - column.read_start) * scale, (column.core_stop - column.read_start) * scale
+    core = result[top:bottom, left:right]
+    target = output[
+        row.core_start * scale : row.core_stop * scale, column.core_start * scale : column.core_stop * scale
+    ]
+    row_weights, column_weights = np.repeat(row.weights, scale), np.repeat(column.weights, scale)
+    if row_weights.min() == 1.0 and column_weights.min() == 1.0:
+        target += core
+    else:
+        target += core * row_weights[:, None] * column_weights[None, :]
+
+
+def load_enhancer(entry: ModelEntry, device: str | torch.device | None = None, tiles: TileSettings = TileSettings()):
+    """Ready a registry entry to run: classical methods run on the CPU; networks are built, filled from
+    their checked safetensors weights and moved to `device` (default: the best available)."""
+    if entry.classical is not None:
+        return ClassicalEnhancer(entry.classical)
+    card, weights_path = entry.card, entry.weights_path
+    if card is None or weights_path is None:
+        raise MedViewerError(f"model {entry.id} has no card")
+    chosen = device if isinstance(device, torch.device) else choose_device(device)
+    network = build_architecture(card.architecture, card.arguments)
+    load_weights(network, weights_path)
+    return NetworkEnhancer(network, card.id, card.name, card.task, chosen, card.half_precision, tiles)
+
+
+def _check_cancel(should_cancel: CancelCheck | None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise EnhancementCancelled()
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
