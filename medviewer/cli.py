@@ -1,4 +1,4 @@
-"""The `medviewer` command line: `info` and `export`; bad input gets one line on stderr and exit code 2."""
+"""The `medviewer` command line: `info`, `export`, `models`, `enhance`; bad input: one line on stderr, exit 2."""
 
 from __future__ import annotations
 
@@ -57,7 +57,45 @@ def build_parser() -> argparse.ArgumentParser:
         "or 'file' (default: the file's VOI LUT or first window, else auto)",
     )
     export.add_argument("--depth", type=int, choices=(8, 16), default=8, help="PNG/TIFF bit depth (default 8)")
+    _add_enhance_commands(commands)
     return parser
+
+
+def _add_enhance_commands(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="list the models and classical methods that can enhance images")
+    models.add_argument("--json", action="store_true", help="machine-readable output: every card in full")
+
+    enhance = commands.add_parser(
+        "enhance",
+        help="enhance images with a model; score against a simulated degradation or a reference",
+        description="Enhance each INPUT (DICOM, PNG, TIFF or NPY) with one model, loaded once. Without "
+        "--degrade or --reference there is no ground truth: the report gives noise estimates, never a PSNR.",
+    )
+    enhance.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    enhance.add_argument("--model", required=True, metavar="ID", help="a model id from `medviewer models`")
+    enhance.add_argument(
+        "--device", default="auto", metavar="auto|cpu|cuda|mps", help="where networks run (default: best available)"
+    )
+    reference = enhance.add_mutually_exclusive_group()
+    reference.add_argument(
+        "--degrade",
+        metavar="SPEC",
+        help="simulate: degrade a copy of each input (noise:S, sr:F or lowdose:P), enhance it, score against the input",
+    )
+    reference.add_argument(
+        "--reference",
+        type=Path,
+        action="append",
+        metavar="REF",
+        help="paired: score against REF (e.g. the full-dose scan); give one per INPUT, in order",
+    )
+    enhance.add_argument("--seed", type=int, default=0, help="noise seed for --degrade (default 0)")
+    outputs = enhance.add_mutually_exclusive_group(required=True)
+    outputs.add_argument("-o", "--output", type=Path, metavar="OUT", help="output file for a single INPUT")
+    outputs.add_argument(
+        "--output-dir", type=Path, metavar="DIR", help="write each output under DIR with its input's file name"
+    )
+    enhance.add_argument("--json", action="store_true", help="print one JSON record per input")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                 warnings.simplefilter("ignore")  # pydicom warns about every non-conformance; we report our own
             if arguments.command == "info":
                 return run_info(arguments.paths, as_json=arguments.json)
+            if arguments.command in ("models", "enhance"):
+                # imported here: torch takes seconds to import, and `info` and `export` do not need it
+                from medviewer import cli_enhance
+
+                if arguments.command == "models":
+                    return cli_enhance.run_models(as_json=arguments.json)
+                return cli_enhance.run_enhance(arguments)
             return run_export(arguments)
     except MedViewerError as error:
         print(f"medviewer: error: {error}", file=sys.stderr)

@@ -12,7 +12,7 @@ from PIL import Image
 from medviewer.errors import OutputError
 from medviewer.io.atomic import write_atomically
 from medviewer.io.study import Series
-from medviewer.io.window import Window, to_display_integers
+from medviewer.io.window import Window, apply_window, to_display_integers
 
 EXPORT_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
@@ -62,6 +62,51 @@ def export_frame(
         display = values
     else:
         display = to_display_integers(series.display(index, chosen_window), bits)
+    if suffix == ".png":
+        return write_atomically(destination, lambda path: Image.fromarray(display).save(path, format="PNG"))
+    return write_atomically(
+        destination,
+        lambda path: tifffile.imwrite(path, display, photometric="rgb" if display.ndim == 3 else "minisblack"),
+    )
+
+
+def write_image(
+    values: np.ndarray,
+    destination: Path,
+    *,
+    display_window: Window | None = None,
+    invert: bool = False,
+    bits: int = 8,
+    protected: Iterable[Path] = (),
+) -> Path:
+    """Write an image that is not (yet) part of a series, e.g. an enhanced one.
+
+    `.npy` keeps the values exactly (float32 in the image's units, or uint8 RGB). PNG/TIFF hold either
+    what a viewer shows through `display_window` (images with units, such as HU), or, without a window,
+    the values themselves rounded into `bits` (grey levels of a PNG/TIFF source, which has no units)."""
+    destination = Path(destination)
+    suffix = destination.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise OutputError(
+            f"{destination}: unsupported output type {suffix or '(none)'}; use one of {', '.join(EXPORT_SUFFIXES)}"
+        )
+    if bits not in (8, 16):
+        raise OutputError(f"{destination}: bit depth must be 8 or 16")
+    refuse_overwriting_inputs(destination, protected)
+    values = np.asarray(values)
+    if suffix == ".npy":
+
+        def write_npy(path: Path) -> None:
+            with open(path, "wb") as handle:
+                np.save(handle, values, allow_pickle=False)
+
+        return write_atomically(destination, write_npy)
+    if values.ndim == 3:
+        display = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    elif display_window is not None:
+        display = to_display_integers(apply_window(values, display_window, invert=invert), bits)
+    else:
+        display = np.clip(np.rint(values), 0, 2**bits - 1).astype(np.uint8 if bits == 8 else np.uint16)
     if suffix == ".png":
         return write_atomically(destination, lambda path: Image.fromarray(display).save(path, format="PNG"))
     return write_atomically(
