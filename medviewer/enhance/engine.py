@@ -12,7 +12,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -46,15 +46,31 @@ class OutOfDeviceMemoryError(MedViewerError):
 
 @dataclass(frozen=True)
 class TileSettings:
-    """How big one network pass may be. `output_pixels` bounds memory: activations scale with the output
-    area of a pass (summed over the batch), so 1024x1024 keeps a 64-channel layer at 256 MB in float32."""
+    """How big one network pass may be. Activation memory grows with a pass's area, so each network's
+    tiles are sized from `memory_bytes` and what it was measured to hold per output pixel (see
+    `_activation_elements_per_output_pixel`); `output_pixels` overrides that with a fixed area."""
 
-    output_pixels: int = 1024 * 1024
+    memory_bytes: int = 512 * 2**20
+    output_pixels: int | None = None
     overlap: int = 16
     # Context read around each tile for networks whose receptive field has no bound (global pooling or
     # instance norm); blending across the overlap hides what is left.
     unbounded_halo: int = 48
     smallest_output_pixels: int = 128 * 128
+
+    def smaller(self) -> TileSettings:
+        """A quarter of the area, after running out of device memory."""
+        return replace(
+            self,
+            memory_bytes=self.memory_bytes // 4,
+            output_pixels=None if self.output_pixels is None else self.output_pixels // 4,
+        )
+
+
+# Memory a forward pass holds at once, as a multiple of its largest tensor: input and output of a
+# layer, residual and skip branches of several levels, the allocator's slack (measured on msdenoiser
+# and DnCNN on the CPU: 6-8x).
+_LIVE_TENSORS = 8
 
 
 class Enhancer(ABC):
@@ -170,6 +186,14 @@ class NetworkEnhancer(Enhancer):
         self.exact_tiling = radius is not None
         self.halo = int(radius) if radius is not None else tiles.unbounded_halo
         self.tiles = tiles
+        self.activations_per_pixel = _activation_elements_per_output_pixel(self.network, device, self.dtype)
+
+    def output_pixels_per_pass(self, settings: TileSettings) -> int:
+        if settings.output_pixels is not None:
+            return settings.output_pixels
+        element = torch.finfo(self.dtype).bits // 8
+        budget = settings.memory_bytes // (self.activations_per_pixel * element * _LIVE_TENSORS)
+        return max(settings.smallest_output_pixels, int(budget))
 
     def run_normalised(self, images, progress=None, should_cancel=None):
         settings = self.tiles
@@ -179,18 +203,15 @@ class NetworkEnhancer(Enhancer):
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-                if settings.output_pixels <= settings.smallest_output_pixels:
+                if self.output_pixels_per_pass(settings) <= settings.smallest_output_pixels:
                     raise OutOfDeviceMemoryError(
                         f"out of memory on {self.device.type} even with the smallest tiles; try --device cpu"
                     ) from None
-                settings = TileSettings(
-                    output_pixels=settings.output_pixels // 4,
-                    overlap=settings.overlap,
-                    unbounded_halo=settings.unbounded_halo,
-                    smallest_output_pixels=settings.smallest_output_pixels,
-                )
+                settings = settings.smaller()
                 log.warning(
-                    "out of %s memory; retrying with tiles of %d output pixels", self.device, settings.output_pixels
+                    "out of %s memory; retrying with tiles of %d output pixels",
+                    self.device,
+                    self.output_pixels_per_pass(settings),
                 )
 
     def _run_tiled(self, images: np.ndarray, settings: TileSettings, progress, should_cancel) -> np.ndarray:
@@ -200,13 +221,14 @@ class NetworkEnhancer(Enhancer):
         if (padded_height, padded_width) != (height, width):
             # Symmetric padding continues the anatomy instead of adding an edge the network never saw.
             images = np.pad(images, ((0, 0), (0, padded_height - height), (0, padded_width - width)), mode="symmetric")
-        side = max(64, math.isqrt(settings.output_pixels) // scale)
+        pass_pixels = self.output_pixels_per_pass(settings)
+        side = max(64, math.isqrt(pass_pixels) // scale)
         core = max(2 * settings.overlap + multiple, side - 2 * self.halo - multiple - 1)
         rows = plan_axis(padded_height, core, self.halo, settings.overlap, multiple)
         columns = plan_axis(padded_width, core, self.halo, settings.overlap, multiple)
         output = np.zeros((count, padded_height * scale, padded_width * scale), np.float32)
         jobs = [(index, row, column) for index in range(count) for row in rows.tiles for column in columns.tiles]
-        per_batch = max(1, settings.output_pixels // (rows.read_length * columns.read_length * scale * scale))
+        per_batch = max(1, pass_pixels // (rows.read_length * columns.read_length * scale * scale))
         for first in range(0, len(jobs), per_batch):
             _check_cancel(should_cancel)
             batch = jobs[first : first + per_batch]
@@ -235,6 +257,38 @@ class NetworkEnhancer(Enhancer):
         with torch.inference_mode():
             result = self.network(tensor)
         return result[:, 0].float().cpu().numpy()
+
+
+def _activation_elements_per_output_pixel(network: torch.nn.Module, device: torch.device, dtype) -> int:
+    """The largest tensor any layer produces, in elements per output pixel, from one tiny probe pass.
+
+    Widths and resolutions differ per architecture (VDSR keeps 64 channels at the output's size,
+    msdenoiser's widest layer is at a quarter of the pixels), so a fixed tile size would be too small
+    for one and exhaust memory for the other."""
+    multiple = int(getattr(network, "size_multiple", 1))
+    side = max(64, -(-64 // multiple) * multiple)
+    scale = int(getattr(network, "scale", 1))
+    channels = int(getattr(network, "in_channels", 1))
+    largest = 0
+
+    def record(_module, _inputs, output) -> None:
+        nonlocal largest
+        for tensor in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(tensor, torch.Tensor):
+                largest = max(largest, tensor.numel())
+
+    hooks = [module.register_forward_hook(record) for module in network.modules()]
+    try:
+        with torch.inference_mode():
+            network(torch.zeros(1, channels, side, side, device=device, dtype=dtype))
+    except torch.OutOfMemoryError:
+        raise OutOfDeviceMemoryError(
+            f"out of memory on {device.type} before the first tile; try --device cpu"
+        ) from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return max(1, -(-largest // (side * side * scale * scale)))
 
 
 def _blend_core(output: np.ndarray, result: np.ndarray, row: AxisTile, column: AxisTile, scale: int) -> None:

@@ -40,9 +40,7 @@ def plan_axis(length: int, core: int, halo: int, overlap: int, multiple: int = 1
     the same pixel grid as untiled; `length` must itself be a multiple of `multiple` (the engine pads)."""
     if length % multiple:
         raise ValueError(f"length {length} is not a multiple of {multiple}")
-    # +1: rounding the evenly spread tile edges can make a core one pixel longer than `core`.
-    read_length = _round_up(core + 1 + 2 * halo + multiple - 1, multiple)
-    if read_length >= length:  # one pass over the whole axis: exact, nothing to blend
+    if _read_length(core, halo, multiple) >= length:  # one pass over the whole axis: exact, nothing to blend
         return AxisPlan(length, length, (AxisTile(0, 0, length, np.ones(length, np.float32)),))
     overlap = min(overlap, core // 2)
     count = math.ceil((length - overlap) / (core - overlap))
@@ -51,6 +49,8 @@ def plan_axis(length: int, core: int, halo: int, overlap: int, multiple: int = 1
     span = length - overlap
     starts = [index * span // count for index in range(count)]
     stops = [(index + 1) * span // count + overlap for index in range(count)]
+    # Read what the spread cores need, not what the largest allowed core would: less halo work per pixel.
+    read_length = min(length, _read_length(max(b - a for a, b in zip(starts, stops, strict=True)), halo, multiple))
     weights = _partition_of_unity(length, starts, stops)
     tiles = []
     for start, stop, weight in zip(starts, stops, weights, strict=True):
@@ -59,7 +59,7 @@ def plan_axis(length: int, core: int, halo: int, overlap: int, multiple: int = 1
         if not (read_start == 0 or start - read_start >= halo) or not (
             read_start + read_length == length or read_start + read_length - stop >= halo
         ):
-            raise AssertionError("tile plan lost context")  # guarded by read_length's rounding above
+            raise AssertionError("tile plan lost context")  # guarded by _read_length's rounding
         tiles.append(AxisTile(read_start, start, stop, weight))
     return AxisPlan(length, read_length, tuple(tiles))
 
@@ -86,6 +86,11 @@ def _partition_of_unity(length: int, starts: list[int], stops: list[int]) -> lis
         (weight / total[start:stop]).astype(np.float32)
         for start, stop, weight in zip(starts, stops, ramps, strict=True)
     ]
+
+
+def _read_length(core: int, halo: int, multiple: int) -> int:
+    """A window that holds `core` plus `halo` on both sides wherever a multiple of `multiple` starts it."""
+    return _round_up(core + 2 * halo + multiple - 1, multiple)
 
 
 def _round_up(value: int, multiple: int) -> int:
