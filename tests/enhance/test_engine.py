@@ -216,3 +216,19 @@ def test_classical_method_runs_in_normalised_units_and_restores_them():
     frame = normalise(image)
     np.testing.assert_allclose(out, frame.restore(bicubic_upscale(frame.image, 2)), atol=1e-3)
     assert out.shape == (100, 80)
+
+
+def test_cpu_runs_in_float32_channels_last_even_for_half_safe_networks():
+    model = enhancer(ConvStack())
+    assert model.dtype == torch.float32
+    weight = next(model.network.parameters())
+    assert weight.is_contiguous(memory_format=torch.channels_last) or weight.shape[-1] == 1
+    assert not any(parameter.requires_grad for parameter in model.network.parameters())
+    assert not model.network.training
+
+
+def test_tiles_are_sized_from_each_networks_widest_layer():
+    narrow, wide = enhancer(ConvStack(width=8)), enhancer(ConvStack(width=64))
+    settings = TileSettings()
+    assert narrow.activations_per_pixel == 8 and wide.activations_per_pixel == 64
+    assert narrow.output_pixels_per_pass(settings) == 8 * wide.output_pixels_per_pass(settings)
