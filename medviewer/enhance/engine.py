@@ -20,6 +20,7 @@ import torch
 from medviewer.enhance.colour import enhance_luminance
 from medviewer.enhance.degrade import normalise
 from medviewer.enhance.device import choose_device
+from medviewer.enhance.fusion import fuse_batch_norms
 from medviewer.enhance.tiling import AxisTile, plan_axis
 from medviewer.errors import MedViewerError
 from medviewer.models.architectures import build_architecture
@@ -50,7 +51,7 @@ class TileSettings:
     tiles are sized from `memory_bytes` and what it was measured to hold per output pixel (see
     `_activation_elements_per_output_pixel`); `output_pixels` overrides that with a fixed area."""
 
-    memory_bytes: int = 512 * 2**20
+    memory_bytes: int = 2**30
     output_pixels: int | None = None
     overlap: int = 16
     # Context read around each tile for networks whose receptive field has no bound (global pooling or
@@ -69,8 +70,8 @@ class TileSettings:
 
 # Memory a forward pass holds at once, as a multiple of its largest tensor: input and output of a
 # layer, residual and skip branches of several levels, the allocator's slack (measured on msdenoiser
-# and DnCNN on the CPU: 6-8x).
-_LIVE_TENSORS = 8
+# and DnCNN on the CPU: 2-12x; the larger for multi-scale networks, which keep skips alive).
+_LIVE_TENSORS = 12
 
 
 class Enhancer(ABC):
@@ -179,7 +180,9 @@ class NetworkEnhancer(Enhancer):
         if device.type == "cuda":  # same input, same output: deterministic kernels over the fastest ones
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
-        self.network = network.eval().requires_grad_(False).to(device=device, dtype=self.dtype)
+        network = network.eval().requires_grad_(False)
+        fuse_batch_norms(network)  # same outputs, one pass over memory per layer instead of two
+        self.network = network.to(device=device, dtype=self.dtype)
         self.network = self.network.to(memory_format=torch.channels_last)
         self.size_multiple = int(getattr(network, "size_multiple", 1))
         radius = getattr(network, "receptive_radius", None)
