@@ -1,0 +1,37 @@
+"""The core never imports Qt: everything but display must run headless, from the CLI and the trainer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE_MODULES = [
+    "medviewer.io.study",
+    "medviewer.io.export",
+    "medviewer.io.derived_dicom",
+    "medviewer.models.registry",
+    "medviewer.enhance.engine",
+    "medviewer.enhance.evaluation",
+    "medviewer.metrics",
+    "medviewer.cli",
+    "medviewer.cli_enhance",
+]
+
+
+def test_core_modules_import_no_qt():
+    program = (
+        "import sys\n"
+        + "".join(f"import {module}\n" for module in CORE_MODULES)
+        + "loaded = sorted(name for name in sys.modules if name.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', "
+        "'pyqtgraph', 'shiboken6'))\n"
+        "print(','.join(loaded))\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == ""
+
+
+def test_info_and_export_do_not_import_torch():
+    """`medviewer info` must start fast: torch is imported only by `models` and `enhance`."""
+    program = "import sys, medviewer.cli; print('torch' in sys.modules)"
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == "False"
