@@ -292,12 +292,13 @@ def _format_record(record: dict) -> str:
     units = f" {record['units']}" if record["units"] else ""
     if "psnr" in record:
         baseline = "degraded input" if record["mode"] == "simulate" else "input"
-        if record["psnr"] is None:
-            line += "; identical to the reference"
-        else:
-            line += (
-                f"; PSNR {record['psnr']:.2f} dB, SSIM {record['ssim']:.4f} "
-                f"({baseline}: {record['baseline_psnr']:.2f} dB, {record['baseline_ssim']:.4f})"
-            )
+        line += (
+            f"; PSNR {_decibels(record['psnr'])}, SSIM {record['ssim']:.4f} "
+            f"({baseline}: {_decibels(record['baseline_psnr'])}, {record['baseline_ssim']:.4f})"
+        )
     line += f"; noise {record['noise_sigma_input']:.3g} -> {record['noise_sigma_enhanced']:.3g}{units}"
     return line
+
+
+def _decibels(psnr: float | None) -> str:
+    return "identical to the reference" if psnr is None else f"{psnr:.2f} dB"

@@ -289,3 +289,13 @@ def test_a_bad_input_among_many_is_reported_and_the_rest_are_done(capsys, tmp_pa
     assert "broken.png" in err and err.count("\n") == 1
     assert [Path(item["output"]).name for item in records(out)] == ["sample.png"]
     assert (tmp_path / "out" / "sample.png").exists() and not (tmp_path / "out" / "broken.png").exists()
+
+
+def test_an_input_identical_to_its_reference_is_reported_not_crashed(capsys, tmp_path):
+    np.save(tmp_path / "a.npy", hu_image(48, 48))
+    code, out, err = run(
+        capsys, "enhance", "--model", "nlm", "--reference", tmp_path / "a.npy", "-o", tmp_path / "o.npy",
+        tmp_path / "a.npy",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "(input: identical to the reference," in out

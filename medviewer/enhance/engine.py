@@ -250,11 +250,7 @@ class NetworkEnhancer(Enhancer):
                 _blend_core(output[index], result, row, column, scale)
             if progress is not None:
                 progress(min(len(jobs), first + per_batch) / len(jobs))
-        return (
-            output[:, : height * scale, : width * scale]
-            if output.shape[1:] != (height * scale, width * scale)
-            else output
-        )
+        return output[:, : height * scale, : width * scale]  # drops the padding; a view when there was none
 
     def _forward(self, windows: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(windows[:, None]).to(device=self.device, dtype=self.dtype)
