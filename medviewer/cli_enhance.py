@@ -15,7 +15,7 @@ import numpy as np
 from medviewer.enhance.degrade import Degradation, parse_degradation
 from medviewer.enhance.device import choose_device, describe_device
 from medviewer.enhance.engine import Enhancer, load_enhancer
-from medviewer.enhance.evaluation import Evaluation, paired, simulate, without_reference
+from medviewer.enhance.evaluation import Evaluation, check_simulation_fits, paired, simulate, without_reference
 from medviewer.errors import MedViewerError, OutputError, UnknownModelError, UnreadableFileError
 from medviewer.io.derived_dicom import Derivation, write_derived_slice
 from medviewer.io.export import EXPORT_SUFFIXES, write_image
@@ -81,7 +81,7 @@ def run_enhance(arguments: argparse.Namespace) -> int:
     jobs = _plan_jobs(arguments)
     entry = _find_model(arguments.model)
     if degradation is not None:  # a wrong scale is known before a weight is loaded
-        _check_degradation_fits(entry, degradation)
+        check_simulation_fits(entry.id, entry.task, entry.scale, degradation)
     started = time.perf_counter()
     enhancer = load_enhancer(entry, device)
     load_seconds = time.perf_counter() - started
@@ -138,16 +138,6 @@ def _find_model(model_id: str) -> ModelEntry:
             if skipped.path.stem == model_id:
                 raise MedViewerError(f"model {model_id} cannot be used: {skipped.path}: {skipped.reason}") from None
         raise
-
-
-def _check_degradation_fits(entry: ModelEntry, degradation: Degradation) -> None:
-    if entry.task == "translation":
-        raise MedViewerError(f"{entry.id} translates between modalities; there is no reference to simulate")
-    if entry.scale != degradation.scale:
-        needs = f"a x{degradation.scale} model" if degradation.scale > 1 else "a same-size model"
-        raise MedViewerError(
-            f"{entry.id} changes the size by x{entry.scale}; --degrade {degradation.spec} needs {needs}"
-        )
 
 
 def _single_series(path: Path) -> Series:

@@ -109,13 +109,15 @@ class Enhancer(ABC):
         volume = np.asarray(volume)
         if volume.ndim != 3:
             raise MedViewerError(f"cannot enhance a volume of shape {volume.shape}: expected (slices, rows, columns)")
-        normalised = [normalise(plane) for plane in volume]
-        images = np.stack([item.image for item in normalised])
-        del volume
+        images = np.empty(volume.shape, np.float32)
+        frames = []
+        for index, plane in enumerate(volume):
+            frame = normalise(plane)
+            images[index] = frame.image
+            frames.append(replace(frame, image=images[index]))  # one normalised copy of the volume, not two
         output = self.run_normalised(images, progress, should_cancel)
-        del images
-        for index, item in enumerate(normalised):  # in place: a 4096x4096 image must not need two copies
-            output[index] = item.restore(output[index])
+        for index, frame in enumerate(frames):  # in place: a 4096x4096 image must not need another copy
+            output[index] = frame.restore(output[index])
         return output
 
     def enhance_normalised_image(

@@ -60,11 +60,7 @@ def simulate(
     should_cancel: CancelCheck | None = None,
 ) -> Evaluation:
     """Degrade a copy of `values` (the reference), enhance it, score both against the reference."""
-    if enhancer.task == "translation":
-        raise WrongScaleError(f"{enhancer.id} translates between modalities; it has no reference to be scored against")
-    if enhancer.scale != degradation.scale:
-        needs = f"a x{degradation.scale} super-resolution model" if degradation.scale > 1 else "a same-size model"
-        raise WrongScaleError(f"{enhancer.id} changes the size by x{enhancer.scale}; {degradation.spec} needs {needs}")
+    check_simulation_fits(enhancer.id, enhancer.task, enhancer.scale, degradation)
     reference = crop_to_multiple(np.asarray(values), degradation.scale)
     clean = normalise(reference)
     degraded = degrade(clean.image, degradation, seed=seed)
@@ -87,6 +83,16 @@ def simulate(
         seconds=seconds,
         degradation=degradation.spec,
     )
+
+
+def check_simulation_fits(method_id: str, task: str, scale: int, degradation: Degradation) -> None:
+    """A method can be scored on a degradation only if it undoes that kind of loss at that scale; callers
+    check this before loading weights, `simulate` checks it again."""
+    if task == "translation":
+        raise WrongScaleError(f"{method_id} translates between modalities; there is no reference to simulate")
+    if scale != degradation.scale:
+        needs = f"a x{degradation.scale} model" if degradation.scale > 1 else "a same-size model"
+        raise WrongScaleError(f"{method_id} changes the size by x{scale}; {degradation.spec} needs {needs}")
 
 
 def paired(

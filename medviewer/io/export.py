@@ -40,34 +40,17 @@ def export_frame(
     The destination may be none of the series' files nor of `also_protected` (the other originals a
     caller opened beside it)."""
     destination = Path(destination)
-    suffix = destination.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        raise OutputError(
-            f"{destination}: unsupported output type {suffix or '(none)'}; use one of {', '.join(EXPORT_SUFFIXES)}"
-        )
-    if bits not in (8, 16):
-        raise OutputError(f"{destination}: bit depth must be 8 or 16")
-    refuse_overwriting_inputs(destination, [frame.path for frame in series.frames] + list(also_protected))
+    suffix = _checked_suffix(destination, bits, [frame.path for frame in series.frames] + list(also_protected))
     values = series.values(index)
     if suffix == ".npy":
-        # np.save appends ".npy" to names without it; the temporary name ends in ".partial", so use a handle.
-        def write_npy(path: Path) -> None:
-            with open(path, "wb") as handle:
-                np.save(handle, values, allow_pickle=False)
-
-        return write_atomically(destination, write_npy)
+        return _write_npy(values, destination)
     if series.is_colour:
         if bits != 8:
             raise OutputError(f"{destination}: colour images are exported as 8-bit RGB; drop --depth 16")
         display = values
     else:
         display = to_display_integers(series.display(index, chosen_window), bits)
-    if suffix == ".png":
-        return write_atomically(destination, lambda path: Image.fromarray(display).save(path, format="PNG"))
-    return write_atomically(
-        destination,
-        lambda path: tifffile.imwrite(path, display, photometric="rgb" if display.ndim == 3 else "minisblack"),
-    )
+    return _write_display(display, destination, suffix)
 
 
 def write_image(
@@ -85,6 +68,21 @@ def write_image(
     what a viewer shows through `display_window` (images with units, such as HU), or, without a window,
     the values themselves rounded into `bits` (grey levels of a PNG/TIFF source, which has no units)."""
     destination = Path(destination)
+    suffix = _checked_suffix(destination, bits, protected)
+    values = np.asarray(values)
+    if suffix == ".npy":
+        return _write_npy(values, destination)
+    if values.ndim == 3:
+        display = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    elif display_window is not None:
+        display = to_display_integers(apply_window(values, display_window, invert=invert), bits)
+    else:
+        display = np.clip(np.rint(values), 0, 2**bits - 1).astype(np.uint8 if bits == 8 else np.uint16)
+    return _write_display(display, destination, suffix)
+
+
+def _checked_suffix(destination: Path, bits: int, protected: Iterable[Path]) -> str:
+    """The output type, after refusing unknown types, odd bit depths and any path that is an input."""
     suffix = destination.suffix.lower()
     if suffix not in EXPORT_SUFFIXES:
         raise OutputError(
@@ -93,20 +91,19 @@ def write_image(
     if bits not in (8, 16):
         raise OutputError(f"{destination}: bit depth must be 8 or 16")
     refuse_overwriting_inputs(destination, protected)
-    values = np.asarray(values)
-    if suffix == ".npy":
+    return suffix
 
-        def write_npy(path: Path) -> None:
-            with open(path, "wb") as handle:
-                np.save(handle, values, allow_pickle=False)
 
-        return write_atomically(destination, write_npy)
-    if values.ndim == 3:
-        display = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    elif display_window is not None:
-        display = to_display_integers(apply_window(values, display_window, invert=invert), bits)
-    else:
-        display = np.clip(np.rint(values), 0, 2**bits - 1).astype(np.uint8 if bits == 8 else np.uint16)
+def _write_npy(values: np.ndarray, destination: Path) -> Path:
+    # np.save appends ".npy" to names without it; the temporary name ends in ".partial", so use a handle.
+    def write(path: Path) -> None:
+        with open(path, "wb") as handle:
+            np.save(handle, values, allow_pickle=False)
+
+    return write_atomically(destination, write)
+
+
+def _write_display(display: np.ndarray, destination: Path, suffix: str) -> Path:
     if suffix == ".png":
         return write_atomically(destination, lambda path: Image.fromarray(display).save(path, format="PNG"))
     return write_atomically(
