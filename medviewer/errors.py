@@ -40,3 +40,9 @@ class ShapeMismatchError(MedViewerError):
 
 class UnknownModelError(MedViewerError):
     """A model or method id that no registry knows."""
+
+
+class OperationCancelled(MedViewerError):
+    """The user cancelled long work (loading, enhancing); nothing partial is returned.
+
+    Here, not in the engine, so that the GUI's job runner can catch it without importing torch."""

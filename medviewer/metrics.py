@@ -184,3 +184,14 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     if values.ndim == 2:
         return _immerkaer_sigma_2d(values)
     return float(np.mean([_immerkaer_sigma_2d(values[..., channel]) for channel in range(values.shape[-1])]))
+
+
+def symmetric_display_limit(difference: np.ndarray, percentile: float = 99.5) -> float:
+    """The +/- limit for showing a signed difference map with a diverging colour map: the `percentile` of
+    |difference|, so that a few extreme pixels do not wash out the rest; never 0, so the map stays defined."""
+    magnitude = np.abs(np.asarray(difference, dtype=np.float64))
+    magnitude = magnitude[np.isfinite(magnitude)]
+    if magnitude.size == 0:
+        return 1.0
+    limit = float(np.percentile(magnitude, percentile))
+    return limit if limit > 0 else float(magnitude.max()) or 1.0

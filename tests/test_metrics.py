@@ -18,6 +18,7 @@ from medviewer.metrics import (
     psnr,
     score,
     signed_difference_map,
+    symmetric_display_limit,
     ssim,
     ssim_map,
 )
@@ -250,3 +251,15 @@ def test_noise_estimate_colour_is_channel_mean():
     per_channel = [estimate_noise_sigma(colour[..., c]) for c in range(3)]
     assert estimate_noise_sigma(colour) == pytest.approx(np.mean(per_channel), rel=1e-12)
     assert estimate_noise_sigma(colour) == pytest.approx(0.04, rel=0.1)
+
+
+def test_symmetric_display_limit_ignores_a_few_extremes():
+    difference = np.linspace(-10, 10, 1001)
+    difference[0] = -1e6  # one hot pixel must not wash out the map
+    assert symmetric_display_limit(difference, percentile=99.0) == pytest.approx(np.percentile(np.abs(difference), 99))
+    assert symmetric_display_limit(difference, percentile=99.0) < 11
+
+
+def test_symmetric_display_limit_is_never_zero():
+    assert symmetric_display_limit(np.zeros((4, 4))) == 1.0
+    assert symmetric_display_limit(np.array([0.0] * 999 + [3.0])) == 3.0

@@ -22,7 +22,7 @@ from medviewer.enhance.degrade import normalise
 from medviewer.enhance.device import choose_device
 from medviewer.enhance.fusion import fuse_batch_norms
 from medviewer.enhance.tiling import AxisTile, plan_axis
-from medviewer.errors import MedViewerError
+from medviewer.errors import MedViewerError, OperationCancelled
 from medviewer.models.architectures import build_architecture
 from medviewer.models.classical import ClassicalMethod, bicubic_upscale
 from medviewer.models.registry import ModelEntry
@@ -34,8 +34,8 @@ Progress = Callable[[float], None]
 CancelCheck = Callable[[], bool]
 
 
-class EnhancementCancelled(MedViewerError):
-    """The user cancelled; nothing partial is returned."""
+class EnhancementCancelled(OperationCancelled):
+    """The user cancelled an enhancement; nothing partial is returned."""
 
     def __init__(self) -> None:
         super().__init__("enhancement cancelled")

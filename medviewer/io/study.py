@@ -272,8 +272,12 @@ class Series:
         Grayscale uses `chosen_window`, else the file's VOI LUT Sequence, else its first window, else an
         automatic one; MONOCHROME1 is inverted. Colour is shown as stored.
         """
-        values = self.values(index)
-        if self.is_colour:
+        return self.display_values(self.values(index), index, chosen_window)
+
+    def display_values(self, values: np.ndarray, index: int = 0, chosen_window: Window | None = None) -> np.ndarray:
+        """`display` for other values in this series' units, e.g. an enhanced copy of frame `index`: the
+        same window, VOI LUT and inversion, so that original and enhanced are compared fairly."""
+        if values.ndim == 3:
             return values.astype(np.float32) / 255.0
         frame = self.frames[index]
         if chosen_window is None and isinstance(frame, DicomFrame) and has_voi_lut(frame.header):

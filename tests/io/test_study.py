@@ -298,3 +298,17 @@ def test_a_missing_slice_or_a_repeated_position_is_reported(tmp_path, phantom):
 
 def test_an_even_series_has_no_spacing_warning(repo_root):
     assert load_studies([repo_root / "resources" / "sample_study"]).series[0].uneven_spacing() == []
+
+
+def test_display_values_shows_other_values_exactly_as_the_frame_is_shown(repo_root):
+    """An enhanced copy is displayed through the same window as the original: identical values, identical
+    brightness; shifted values, shifted brightness."""
+    series = load_studies([repo_root / "resources" / "sample_study"]).series[0]
+    values = series.values(3)
+    np.testing.assert_array_equal(series.display_values(values.copy(), 3), series.display(3))
+    window = series.default_window(3)
+    brighter = series.display_values(values + window.width / 4, 3)
+    inside = (values > window.center - window.width / 2) & (values < window.center)
+    # DICOM's LINEAR window maps a width w onto w - 1 steps (PS3.3 C.11.2.1.2)
+    expected_step = (window.width / 4) / (window.width - 1)
+    np.testing.assert_allclose((brighter - series.display(3))[inside], expected_step, atol=1e-5)
