@@ -15,6 +15,10 @@ CORE_MODULES = [
     "medviewer.metrics",
     "medviewer.cli",
     "medviewer.cli_enhance",
+    "medviewer.io.geometry",
+    "medviewer.enhance.session",
+    "medviewer.enhance.report",
+    "medviewer.io.figure",
 ]
 
 

@@ -74,3 +74,39 @@ def to_display_integers(brightness: np.ndarray, bits: int = 8) -> np.ndarray:
         raise ValueError("bits must be 8 or 16")
     top = (1 << bits) - 1
     return np.rint(np.clip(brightness, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+# The usual CT presets (width/level as radiologists quote them: soft tissue 400/40, lung 1500/-600, liver
+# 150/90, bone 2500/480, brain 80/40), in HU.
+CT_PRESETS: tuple[Window, ...] = (
+    Window(center=40, width=400, function="LINEAR", name="Soft tissue"),
+    Window(center=-600, width=1500, function="LINEAR", name="Lung"),
+    Window(center=90, width=150, function="LINEAR", name="Liver"),
+    Window(center=480, width=2500, function="LINEAR", name="Bone"),
+    Window(center=40, width=80, function="LINEAR", name="Brain"),
+)
+
+# One screen pixel of drag moves the width or center by this fraction of the image's value span, so a
+# drag across a 512-pixel view sweeps the whole range, for HU and 8-bit grey alike.
+DRAG_PIXELS_PER_SPAN = 512.0
+# LINEAR_EXACT and SIGMOID only need a width above 0; keep it a small fraction of the span, not 0.
+_SMALLEST_NONLINEAR_WIDTH_FRACTION = 1e-6
+
+
+def dragged_window(start: Window, dx_pixels: float, dy_pixels: float, value_span: float) -> Window:
+    """The window after a right-button drag of (dx, dy) screen pixels from where it was `start`.
+
+    The convention of most PACS: horizontal is width, vertical is level. Moving right (dx > 0) widens the
+    window (less contrast), moving down (dy > 0, screen y grows downwards) raises the center (darker
+    image). Each screen pixel changes width or center by `value_span / 512`, where `value_span` is the
+    image's max - min; the width never drops below 1 for LINEAR (DICOM's minimum) or a tiny positive
+    number for the other functions. The function is kept; the name becomes "custom".
+    """
+    span = float(value_span)
+    if not np.isfinite(span) or span <= 0:  # a constant image: still let the drag do something
+        span = 1.0
+    step = span / DRAG_PIXELS_PER_SPAN
+    width = float(start.width) + float(dx_pixels) * step
+    center = float(start.center) + float(dy_pixels) * step
+    smallest = 1.0 if start.function.upper() == "LINEAR" else span * _SMALLEST_NONLINEAR_WIDTH_FRACTION
+    return Window(center=center, width=max(width, smallest), function=start.function, name="custom")
