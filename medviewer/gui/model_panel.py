@@ -269,7 +269,7 @@ class ModelPanel(QWidget):
         for index, button in enumerate((simulate, paired, none)):
             self._modes.addButton(button, index)
         simulate.setChecked(True)
-        self._modes.idToggled.connect(lambda _id, on: on and self._on_mode_changed())
+        self._modes.idToggled.connect(self._on_mode_toggled)
 
         self._degradation = QComboBox()
         self._degradation.setEditable(True)
@@ -312,6 +312,11 @@ class ModelPanel(QWidget):
         self._show_details(entry)
         self._fit_degradation(entry)
         self.selectedEntryChanged.emit(entry)
+
+    def _on_mode_toggled(self, _id: int, on: bool) -> None:
+        # Not a lambda returning `on and ...`: PySide6 mishandles a bool returned by a slot (abort at exit).
+        if on:
+            self._on_mode_changed()
 
     def _on_mode_changed(self) -> None:
         self._degradation.setEnabled(self.reference_mode() == "simulate")
