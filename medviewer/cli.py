@@ -25,7 +25,11 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="medviewer", description="Open, inspect and export medical images.")
+    parser = _ArgumentParser(
+        prog="medviewer",
+        description="Open, inspect and export medical images. Without a command, `medviewer [PATH...]` opens "
+        "the viewer window with PATHs loaded.",
+    )
     parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
@@ -98,7 +102,31 @@ def _add_enhance_commands(commands: argparse._SubParsersAction) -> None:
     enhance.add_argument("--json", action="store_true", help="print one JSON record per input")
 
 
+COMMANDS = ("info", "export", "models", "enhance")
+
+
+def wants_viewer(argv: list[str]) -> bool:
+    """`medviewer [PATH...]` opens the window; a command name or an option (--help, --version) does not."""
+    return not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-"))
+
+
+def run_viewer(paths: list[str]) -> int:
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:  # before Qt starts: a typo on the command line is a one-line error, as for every command
+        print(f"medviewer: error: {missing[0]}: file not found", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        from medviewer.gui.app import run_viewer as run_window
+    except ImportError as error:  # e.g. Qt's system libraries missing on a server
+        print(f"medviewer: error: the viewer window cannot start: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return run_window([Path(path) for path in paths])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if wants_viewer(argv):
+        return run_viewer(argv)
     arguments = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if arguments.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"

@@ -25,3 +25,20 @@ def test_pyqtgraph_renders_an_image_offscreen(qtbot):
     middle_row = pixels[height // 2]
     # The image fills the view: dark on the left, bright on the right.
     assert middle_row[width // 8] < 64 and middle_row[width - width // 8] > 192
+
+
+def test_emitting_a_signal_leaks_no_reference_to_true():
+    """PySide6 6.12.0 on Python < 3.12 took a reference from True on every emit and the viewer aborted after
+    a few hundred mouse moves; pyproject.toml excludes it, and this catches a build that has the bug."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal(int)
+
+    emitter = Emitter()
+    before = sys.getrefcount(True)
+    for _ in range(50):
+        emitter.fired.emit(1)
+    assert sys.getrefcount(True) - before >= -5

@@ -1,0 +1,142 @@
+"""The enhancement results the window shows, and the background jobs that make them.
+
+The jobs call `medviewer.enhance.session` (Qt-free); this module only decides what runs in which thread
+and keeps the results per series. Loaded networks are cached, so a second slice does not reload weights.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medviewer.enhance.evaluation import Evaluation
+from medviewer.errors import MedViewerError
+from medviewer.gui.jobs import JobContext
+from medviewer.io.study import Series, load_studies
+from medviewer.models.registry import ModelEntry
+
+
+@dataclass
+class EnhancementResults:
+    """What one model made of (some slices of) one series under one reference choice."""
+
+    series_uid: str
+    entry: ModelEntry
+    device: str
+    choice: object  # medviewer.enhance.session.ReferenceChoice (imported lazily: it imports torch)
+    evaluations: dict[int, Evaluation] = field(default_factory=dict)
+
+    def get(self, index: int) -> Evaluation | None:
+        return self.evaluations.get(index)
+
+    @property
+    def complete_for(self) -> int:
+        return len(self.evaluations)
+
+
+class EnhancerCache:
+    """Loaded enhancers by model id and weights file; used from worker threads, one job at a time."""
+
+    def __init__(self, device: str | None = None):
+        self.device = device
+        self._lock = threading.Lock()
+        self._loaded: dict[tuple[str, Path | None], object] = {}
+
+    def get(self, entry: ModelEntry):
+        from medviewer.enhance.engine import load_enhancer
+
+        key = (entry.id, entry.weights_path)
+        with self._lock:
+            if key not in self._loaded:
+                if len(self._loaded) >= 2:  # keep at most two networks' weights resident
+                    self._loaded.pop(next(iter(self._loaded)))
+                self._loaded[key] = load_enhancer(entry, self.device)
+            return self._loaded[key]
+
+
+def device_label(entry: ModelEntry, enhancer) -> str:
+    from medviewer.enhance.session import device_label as label
+
+    return label(entry, enhancer, None)
+
+
+def load_reference_series(path: Path) -> Series:
+    """The paired reference: the first series the file or folder holds."""
+    loaded = load_studies([path])
+    if not loaded.series:
+        reason = loaded.skipped[0].reason if loaded.skipped else "no images found"
+        raise MedViewerError(f"{path.name}: cannot be used as a reference: {reason}")
+    return loaded.series[0]
+
+
+def reference_slice(reference: Series, index: int, series_length: int) -> np.ndarray:
+    """Slice `index` of a reference series of the same length, or the single image of a one-frame one."""
+    if len(reference) == series_length:
+        return reference.values(index)
+    if len(reference) == 1:
+        return reference.values(0)
+    raise MedViewerError(
+        f"the reference has {len(reference)} slices but the series has {series_length}; choose a reference "
+        "with one image or one per slice"
+    )
+
+
+def enhance_slice_job(
+    cache: EnhancerCache, entry: ModelEntry, values: np.ndarray, choice, index: int, series_length: int
+):
+    """A job: enhance one slice and judge it; returns (index, evaluation, device label)."""
+
+    def job(context: JobContext):
+        from medviewer.enhance.session import evaluate
+
+        reference = None
+        if choice.mode == "paired":
+            reference = reference_slice(load_reference_series(choice.reference_path), index, series_length)
+        enhancer = cache.get(entry)
+        evaluation = evaluate(enhancer, values, choice, reference, context.progress, context.should_cancel)
+        return index, evaluation, device_label(entry, enhancer)
+
+    return job
+
+
+def enhance_series_job(cache: EnhancerCache, entry: ModelEntry, series: Series, choice):
+    """A job: enhance every slice of the series; returns (evaluations by slice, device label)."""
+
+    def job(context: JobContext):
+        from medviewer.enhance.session import evaluate_slices
+
+        reference = load_reference_series(choice.reference_path) if choice.mode == "paired" else None
+        enhancer = cache.get(entry)
+        evaluations = evaluate_slices(
+            enhancer, series, range(len(series)), choice, reference, context.progress, context.should_cancel
+        )
+        return evaluations, device_label(entry, enhancer)
+
+    return job
+
+
+def compare_job(
+    cache: EnhancerCache, entries: list[ModelEntry], values: np.ndarray, choice, index: int, series_length: int
+):
+    """A job: every checked model on the same slice; returns the ComparisonResults."""
+
+    def job(context: JobContext):
+        from medviewer.enhance.session import compare_models
+
+        reference = None
+        if choice.mode == "paired":
+            reference = reference_slice(load_reference_series(choice.reference_path), index, series_length)
+        return compare_models(
+            entries,
+            values,
+            choice,
+            reference,
+            load=lambda entry, _device: cache.get(entry),
+            progress=context.progress,
+            should_cancel=context.should_cancel,
+        )
+
+    return job
