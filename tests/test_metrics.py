@@ -18,9 +18,9 @@ from medviewer.metrics import (
     psnr,
     score,
     signed_difference_map,
-    symmetric_display_limit,
     ssim,
     ssim_map,
+    symmetric_display_limit,
 )
 
 

@@ -294,7 +294,9 @@ def test_exports_write_new_files_and_never_touch_the_originals(qtbot, window, tm
     originals = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in SAMPLE_STUDY.iterdir()}
     _enhance_slice(qtbot, window, "nlm")
     evaluation = window.current_evaluation()
-    np.testing.assert_array_equal(np.load(exporting.export_slice_to(window, tmp_path / "slice.npy")), evaluation.enhanced)
+    np.testing.assert_array_equal(
+        np.load(exporting.export_slice_to(window, tmp_path / "slice.npy")), evaluation.enhanced
+    )
     derived = pydicom.dcmread(exporting.export_slice_to(window, tmp_path / "slice.dcm"))
     assert "DERIVED" in derived.ImageType
     assert exporting.export_figure_to(window, tmp_path / "figure.png").stat().st_size > 0
