@@ -39,3 +39,15 @@ def test_info_and_export_do_not_import_torch():
     program = "import sys, medviewer.cli; print('torch' in sys.modules)"
     finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert finished.stdout.strip() == "False"
+
+
+def test_the_viewer_window_starts_without_torch():
+    """The first slice must be on screen within 2 s of launch: torch (seconds to import) loads in the
+    background once models are listed, never on the way to the window."""
+    program = (
+        "import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "import medviewer.gui.app, medviewer.gui.main_window\n"
+        "print('torch' in sys.modules)\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == "False"

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medviewer.enhance.degrade import Degradation, crop_to_multiple, degrade, degraded_baseline, normalise
-from medviewer.enhance.engine import CancelCheck, Enhancer, Progress
 from medviewer.errors import MedViewerError
 from medviewer.metrics import Scores, estimate_noise_sigma, score, signed_difference_map
 from medviewer.models.classical import bicubic_upscale
+
+if TYPE_CHECKING:  # the engine imports torch; scoring and the viewer's start-up must not need it
+    from medviewer.enhance.engine import CancelCheck, Enhancer, Progress
 
 SUPER_RESOLUTION_BORDER = 4
 

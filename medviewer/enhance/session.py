@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from medviewer.enhance.degrade import Degradation, parse_degradation
 from medviewer.enhance.device import choose_device, describe_device
 from medviewer.enhance.engine import CancelCheck, EnhancementCancelled, Enhancer, Progress, load_enhancer
 from medviewer.enhance.evaluation import Evaluation, check_simulation_fits, paired, simulate, without_reference
+
+# Re-exported: callers of the session find the reference choice here too; it lives apart so the GUI can
+# build one without importing torch.
+from medviewer.enhance.reference import REFERENCE_MODES, InvalidReferenceError, ReferenceChoice  # noqa: F401
 from medviewer.errors import FrameOutOfRangeError, MedViewerError, one_line
 from medviewer.io.study import Series
 from medviewer.io.volume_memory import too_large_for_memory
@@ -24,7 +26,6 @@ from medviewer.models.registry import ModelEntry
 
 log = logging.getLogger(__name__)
 
-REFERENCE_MODES = ("simulate", "paired", "none")
 CLASSICAL_DEVICE = "CPU (classical)"
 # An Evaluation keeps the enhanced image, the model input, the reference, the baseline and the difference:
 # about five float32 arrays of the output's size.
@@ -32,54 +33,8 @@ _ARRAYS_PER_EVALUATION = 5
 _FLOAT32_BYTES = 4
 
 
-class InvalidReferenceError(MedViewerError):
-    """A reference mode that does not exist, or a paired run without a usable reference."""
-
-
 class EvaluationTooLargeError(MedViewerError):
     """The evaluations asked for would not fit in memory."""
-
-
-@dataclass(frozen=True)
-class ReferenceChoice:
-    """Against what an enhancement is judged (see `medviewer.enhance.evaluation` for the three modes)."""
-
-    mode: str
-    degradation: Degradation | None = None
-    reference_path: Path | None = None  # for paired: where the reference came from, for reports
-    seed: int = 0  # for simulate: the noise draw, so a run can be repeated exactly
-
-    def __post_init__(self) -> None:
-        if self.mode not in REFERENCE_MODES:
-            raise InvalidReferenceError(
-                f"unknown reference mode {one_line(repr(self.mode))}; choose {', '.join(REFERENCE_MODES)}"
-            )
-        if self.mode == "simulate" and self.degradation is None:
-            raise InvalidReferenceError("simulate mode needs a degradation, e.g. noise:25")
-        if self.mode != "simulate" and self.degradation is not None:
-            raise InvalidReferenceError(f"a degradation only applies to simulate mode, not {self.mode}")
-
-    @classmethod
-    def simulate(cls, spec: str, seed: int = 0) -> ReferenceChoice:
-        """Degrade a copy of the image per `spec` ('noise:25', 'sr:2', 'lowdose:200'); a bad spec raises
-        InvalidDegradationError."""
-        return cls(mode="simulate", degradation=parse_degradation(spec), seed=int(seed))
-
-    @classmethod
-    def paired(cls, path: Path | None) -> ReferenceChoice:
-        return cls(mode="paired", reference_path=None if path is None else Path(path))
-
-    @classmethod
-    def none(cls) -> ReferenceChoice:
-        return cls(mode="none")
-
-    def describe(self) -> str:
-        """One phrase for status bars and reports: 'simulate noise:25', 'paired with full_dose.dcm'."""
-        if self.mode == "simulate":
-            return f"simulate {self.degradation.spec}"
-        if self.mode == "paired":
-            return f"paired with {self.reference_path.name}" if self.reference_path is not None else "paired"
-        return "no reference"
 
 
 def evaluate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
@@ -19,10 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.enhance.session import ComparisonResult
 from medviewer.gui.metrics_panel import format_gain, format_noise, format_psnr, format_seconds, format_ssim
 from medviewer.gui.qimage import thumbnail_pixmap
 from medviewer.io.window import Window, apply_window
+
+if TYPE_CHECKING:  # these import torch, which the window must not wait for before the first slice
+    from medviewer.enhance.session import ComparisonResult
 
 COLUMNS = ("Model", "PSNR (dB)", "SSIM", "Gain (dB)", "Time (s)", "Device", "Error")
 THUMBNAIL_SIZE = 96

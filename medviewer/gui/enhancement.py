@@ -9,14 +9,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medviewer.enhance.evaluation import Evaluation
 from medviewer.errors import MedViewerError
 from medviewer.gui.jobs import JobContext
 from medviewer.io.study import Series, load_studies
-from medviewer.models.registry import ModelEntry
+
+if TYPE_CHECKING:  # these import torch, which the window must not wait for before the first slice
+    from medviewer.enhance.evaluation import Evaluation
+    from medviewer.models.registry import ModelEntry
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -32,7 +33,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.enhance.evaluation import Evaluation
 from medviewer.errors import MedViewerError, one_line
 from medviewer.gui import enhancement
 from medviewer.gui.compare_view import CompareView
@@ -46,7 +46,9 @@ from medviewer.gui.study_browser import StudyBrowser
 from medviewer.gui.swipe import SwipePane
 from medviewer.io.study import LoadedStudies, Series, load_studies
 from medviewer.io.window import CT_PRESETS, Window, auto_window, dragged_window
-from medviewer.metrics import symmetric_display_limit
+
+if TYPE_CHECKING:  # these import torch, which the window must not wait for before the first slice
+    from medviewer.enhance.evaluation import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -321,6 +323,9 @@ class MainWindow(QMainWindow):
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
+        else:  # first run: the models list and the metrics share the right column, metrics fully visible
+            self.resizeDocks([self.models_dock, self.metrics_dock], [620, 280], Qt.Orientation.Vertical)
+            self.resizeDocks([self.browser_dock, self.models_dock], [260, 330], Qt.Orientation.Horizontal)
         layout = self.settings.pane_layout("1x3")
         self.set_layout(layout if layout in PANE_LAYOUTS else "1x3")
 
@@ -578,6 +583,8 @@ class MainWindow(QMainWindow):
         enhanced = series.display_values(evaluation.enhanced, index, self.chosen_window)
         enhanced_pane.show_image(evaluation.enhanced, enhanced, units=series.units, scale=scale, **geometry)
         enhanced_pane.set_label(self._enhanced_label(results, evaluation), warning=True)
+        from medviewer.metrics import symmetric_display_limit  # here: scipy need not load before the first slice
+
         limit = symmetric_display_limit(evaluation.difference)
         units = series.units or "grey levels"
         error_pane.set_colour_map(ERROR_COLOUR_MAP, (-limit, limit), units)
@@ -617,6 +624,8 @@ class MainWindow(QMainWindow):
         evaluation = self.current_evaluation()
         pane = self.grid.pane("enhanced")
         if visible and evaluation is not None:
+            from medviewer.metrics import symmetric_display_limit
+
             limit = symmetric_display_limit(evaluation.difference)
             pane.set_overlay(evaluation.difference, (-limit, limit), 0.5)
         else:
@@ -814,13 +823,16 @@ class MainWindow(QMainWindow):
             self._comparison = (series, index, choice)
             window = self.chosen_window or series.default_window(index)
             self.compare_view.set_results(results, window, series.units)
+            self.compare_view.sort_by("PSNR (dB)", descending=True)
             self.compare_dock.show()
             failures = [result for result in results if result.error]
             if failures:
                 self.show_status(f"{len(failures)} of {len(results)} models failed: {failures[0].error}")
-            first = next((result for result in results if result.evaluation is not None), None)
-            if first is not None:
-                self.show_comparison_result(first)
+            finished = [result for result in results if result.evaluation is not None]
+            if finished:  # the best by PSNR goes into the enhanced pane (the first one without a reference)
+                scored = [result for result in finished if result.evaluation.enhanced_scores is not None]
+                best = max(scored, key=lambda result: result.evaluation.enhanced_scores.psnr) if scored else None
+                self.show_comparison_result(best or finished[0])
 
         return self._start_work(job_function, f"Comparing {len(entries)} models on slice {index + 1}…", done)
 

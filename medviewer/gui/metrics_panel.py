@@ -7,6 +7,7 @@ The `format_*` functions are shared with the comparison table so one number alwa
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -18,7 +19,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.enhance.evaluation import Evaluation
+if TYPE_CHECKING:  # these import torch, which the window must not wait for before the first slice
+    from medviewer.enhance.evaluation import Evaluation
+
 
 NO_REFERENCE_NOTE = "No reference: PSNR/SSIM need a ground truth (choose Simulate or Paired)"
 SCORE_COLUMNS = ("PSNR (dB)", "SSIM")
@@ -111,6 +114,13 @@ class MetricsPanel(QWidget):
         for label in (self._title, self._gain, self._noise, self._timing, self._reference, self._note):
             label.setVisible(bool(label.text()))
 
+    def _fit_table_height(self) -> None:
+        """Exactly as tall as its rows: a squeezed dock must never hide the degraded input's row."""
+        self._table.resizeRowsToContents()
+        height = self._table.horizontalHeader().height() + 2 * self._table.frameWidth()
+        height += sum(self._table.rowHeight(row) for row in range(self._table.rowCount()))
+        self._table.setFixedHeight(height)
+
     def clear(self) -> None:
         """No evaluation: nothing shown, not even headers, so no stale number can be misread as current."""
         self._table.clear()
@@ -150,6 +160,7 @@ class MetricsPanel(QWidget):
         header_height = self._table.horizontalHeader().sizeHint().height()
         self._table.setFixedHeight(header_height + sum(self._table.rowHeight(r) for r in range(len(rows))) + 4)
         self._table.show()
+        self._fit_table_height()
         gain = evaluation.gain_db
         if gain is not None:
             self._gain.setText(f"{format_gain(gain)} dB over the {baseline_label(evaluation).lower()}")

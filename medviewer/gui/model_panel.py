@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -26,10 +27,13 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.enhance.degrade import InvalidDegradationError, parse_degradation
-from medviewer.enhance.session import REFERENCE_MODES, InvalidReferenceError, ReferenceChoice
+from medviewer.enhance.reference import REFERENCE_MODES, InvalidReferenceError, ReferenceChoice
+from medviewer.errors import UnknownModelError
 from medviewer.gui.metrics_panel import format_psnr, format_ssim
 from medviewer.models.card import TASKS
-from medviewer.models.registry import ModelEntry, ModelRegistry
+
+if TYPE_CHECKING:  # these import torch, which the window must not wait for before the first slice
+    from medviewer.models.registry import ModelEntry, ModelRegistry
 
 TASK_HEADINGS = {
     "denoise": "Denoising",
@@ -97,6 +101,19 @@ def entry_details(entry: ModelEntry) -> list[tuple[str, str]]:
     ]
 
 
+class _NoModelsYet:
+    """Stands in for the registry until discovery (which imports torch) finishes in the background."""
+
+    entries: tuple = ()
+    skipped: tuple = ()
+
+    def by_task(self) -> dict:
+        return {}
+
+    def get(self, model_id: str):
+        raise UnknownModelError(f"unknown model {model_id!r}: the models are still being listed")
+
+
 class ModelPanel(QWidget):
     """Choose a method (the selected one) and methods to compare (the checked ones), and a reference mode.
 
@@ -112,7 +129,7 @@ class ModelPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        self._registry = ModelRegistry(entries=[])
+        self._registry: ModelRegistry | _NoModelsYet = _NoModelsYet()
         self._items: dict[str, QTreeWidgetItem] = {}
         self._paired_path: Path | None = None
 
