@@ -186,10 +186,17 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     return float(np.mean([_immerkaer_sigma_2d(values[..., channel]) for channel in range(values.shape[-1])]))
 
 
-def symmetric_display_limit(difference: np.ndarray, percentile: float = 99.5) -> float:
+def symmetric_display_limit(difference: np.ndarray, percentile: float = 99.5, max_samples: int = 1 << 16) -> float:
     """The +/- limit for showing a signed difference map with a diverging colour map: the `percentile` of
-    |difference|, so that a few extreme pixels do not wash out the rest; never 0, so the map stays defined."""
-    magnitude = np.abs(np.asarray(difference, dtype=np.float64))
+    |difference|, so that a few extreme pixels do not wash out the rest; never 0, so the map stays defined.
+
+    Large maps are sampled on a regular grid of about `max_samples` pixels: a display limit does not need
+    the exact percentile, and the viewer computes it while scrolling."""
+    difference = np.asarray(difference)
+    if difference.size > max_samples:
+        stride = int(np.ceil(np.sqrt(difference.size / max_samples)))
+        difference = difference[::stride, ::stride]
+    magnitude = np.abs(difference.astype(np.float64))
     magnitude = magnitude[np.isfinite(magnitude)]
     if magnitude.size == 0:
         return 1.0

@@ -31,6 +31,18 @@ class EnhancementResults:
     device: str
     choice: object  # medviewer.enhance.session.ReferenceChoice (imported lazily: it imports torch)
     evaluations: dict[int, Evaluation] = field(default_factory=dict)
+    _limit: float = field(default=1.0, repr=False)
+    _limit_for: int = field(default=-1, repr=False)  # how many evaluations the limit was computed over
+
+    def difference_limit(self) -> float:
+        """One +/- colour scale for the error map of every slice, so that colours compare across slices as
+        grey levels do under one window: the largest of the slices' limits."""
+        from medviewer.metrics import symmetric_display_limit
+
+        if self._limit_for != len(self.evaluations):
+            self._limit = max(symmetric_display_limit(item.difference) for item in self.evaluations.values())
+            self._limit_for = len(self.evaluations)
+        return self._limit
 
     def get(self, index: int) -> Evaluation | None:
         return self.evaluations.get(index)

@@ -18,7 +18,6 @@ from medviewer.errors import MedViewerError, OutputError
 from medviewer.io.derived_dicom import Derivation, write_derived_series, write_derived_slice
 from medviewer.io.export import write_image
 from medviewer.io.figure import FigurePanel, write_comparison_figure
-from medviewer.metrics import symmetric_display_limit
 
 if TYPE_CHECKING:
     from medviewer.gui.main_window import MainWindow
@@ -103,9 +102,8 @@ def export_series_to(window: MainWindow, destination: Path) -> list[Path]:
     return write_derived_series(series, volume, destination, _derivation(window), _inputs(window))
 
 
-def _error_map_rgb(difference: np.ndarray, colour_map: str) -> np.ndarray:
+def _error_map_rgb(difference: np.ndarray, colour_map: str, limit: float) -> np.ndarray:
     """The error map as the pane shows it: the same colour map over the same symmetric limits."""
-    limit = symmetric_display_limit(difference)
     scaled = np.clip((difference + limit) / (2 * limit), 0.0, 1.0)
     return pg.colormap.get(colour_map).map(scaled, mode="float")[..., :3].astype(np.float32)
 
@@ -131,11 +129,14 @@ def export_figure_to(window: MainWindow, destination: Path) -> Path:
     )
     panels.append(
         FigurePanel(
-            f"Error map ({series.units or 'grey levels'})", _error_map_rgb(evaluation.difference, ERROR_COLOUR_MAP)
+            f"Error map ({series.units or 'grey levels'})",
+            _error_map_rgb(evaluation.difference, ERROR_COLOUR_MAP, window.results.difference_limit()),
         )
     )
+    limit = window.results.difference_limit()
     caption = [
-        f"{series.description} · slice {index + 1} of {len(series)}"
+        f"{series.description} · slice {index + 1} of {len(series)} · error map from -{limit:.4g} (blue) to "
+        f"+{limit:.4g} (red) {series.units or 'grey levels'}"
     ] + window.metrics_panel.summary_text().splitlines()
     return write_comparison_figure(panels, caption, destination, protected=_inputs(window))
 

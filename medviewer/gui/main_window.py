@@ -583,9 +583,7 @@ class MainWindow(QMainWindow):
         enhanced = series.display_values(evaluation.enhanced, index, self.chosen_window)
         enhanced_pane.show_image(evaluation.enhanced, enhanced, units=series.units, scale=scale, **geometry)
         enhanced_pane.set_label(self._enhanced_label(results, evaluation), warning=True)
-        from medviewer.metrics import symmetric_display_limit  # here: scipy need not load before the first slice
-
-        limit = symmetric_display_limit(evaluation.difference)
+        limit = results.difference_limit()
         units = series.units or "grey levels"
         error_pane.set_colour_map(ERROR_COLOUR_MAP, (-limit, limit), units)
         error_scale = evaluation.difference.shape[1] / shape[1]
@@ -611,8 +609,9 @@ class MainWindow(QMainWindow):
         else:
             input_pane.clear("No reference in this mode: nothing to show here")
         self._set_overlay(self.overlay_action.isChecked())
-        self.swipe.show_pair(original, enhanced, scale)
-        self.swipe.set_label(self._enhanced_label(results, evaluation))
+        if self.stack.currentWidget() is self.swipe:  # hidden, it would crop two images per slice for nothing
+            self.swipe.show_pair(original, enhanced, scale)
+            self.swipe.set_label(self._enhanced_label(results, evaluation))
         self.metrics_panel.show_evaluation(evaluation, results.entry.name, series.units, results.device)
 
     @staticmethod
@@ -624,9 +623,7 @@ class MainWindow(QMainWindow):
         evaluation = self.current_evaluation()
         pane = self.grid.pane("enhanced")
         if visible and evaluation is not None:
-            from medviewer.metrics import symmetric_display_limit
-
-            limit = symmetric_display_limit(evaluation.difference)
+            limit = self.results.difference_limit()
             pane.set_overlay(evaluation.difference, (-limit, limit), 0.5)
         else:
             pane.set_overlay(None)
@@ -640,6 +637,8 @@ class MainWindow(QMainWindow):
         self.layout_name = name
         if name == "swipe":
             self.stack.setCurrentWidget(self.swipe)
+            if self.series is not None:
+                self.show_slice(self.index)  # the swipe pane is filled only while it is shown
         else:
             self.grid.set_layout(name)
             self.stack.setCurrentWidget(self.grid)

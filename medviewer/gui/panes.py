@@ -489,11 +489,16 @@ class ImagePane(QWidget):
             if self._colour_bar is not None and self._colour_bar.scene() is not None:
                 self.layout_widget.removeItem(self._colour_bar)
             return
+        label = f"{quantity} ({units})" if units else quantity
+        levels = (float(limits[0]), float(limits[1]))
+        unchanged = (name, levels, label) == (self._colour_map_name, self._levels, getattr(self, "_bar_label", None))
+        if unchanged and self._colour_bar is not None and self._colour_bar.scene() is not None:
+            return  # scrolling: the bar's axis would be laid out and repainted again for nothing
+        self._bar_label = label
         self._colour_map_name = name
-        self._levels = (float(limits[0]), float(limits[1]))
+        self._levels = levels
         self.image_item.setColorMap(name)
         self.image_item.setLevels(self._levels)
-        label = f"{quantity} ({units})" if units else quantity
         if self._colour_bar is None:
             self._colour_bar = pg.ColorBarItem(
                 values=self._levels, colorMap=name, label=label, interactive=False, colorMapMenu=False, width=15
