@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QStackedWidget,
@@ -189,7 +190,10 @@ class MainWindow(QMainWindow):
         self.compare_view.resultChosen.connect(self.show_comparison_result)
         self.browser_dock = self._dock("Studies", self.browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.models_dock = self._dock("Models", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.metrics_dock = self._dock("Metrics", self.metrics_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        metrics_scroll = QScrollArea()  # a short dock scrolls; it never squeezes a row of scores out of sight
+        metrics_scroll.setWidgetResizable(True)
+        metrics_scroll.setWidget(self.metrics_panel)
+        self.metrics_dock = self._dock("Metrics", metrics_scroll, Qt.DockWidgetArea.RightDockWidgetArea)
         self.compare_dock = self._dock("Compare models", self.compare_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.compare_dock.hide()
 

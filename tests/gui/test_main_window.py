@@ -228,6 +228,7 @@ def test_event_loop_stays_responsive_while_the_series_is_enhanced(qtbot, window)
     gaps = np.diff(ticks)
     assert len(ticks) > 20
     assert gaps.max() < 0.3, f"the window froze for {gaps.max():.3f} s"
+    print(f"longest event-loop stall while enhancing {len(window.series)} slices: {gaps.max() * 1000:.0f} ms")
 
 
 def test_compare_models_fills_a_sortable_table_and_a_row_shows_its_result(qtbot, window):
@@ -336,3 +337,28 @@ def test_help_lists_every_shortcut_and_about_names_versions(qtbot, window):
     qtbot.addWidget(about)
     assert "PySide6" in about.label.text() and "pydicom" in about.label.text()
     assert "cpu (2 threads)" in about.label.text()
+
+
+def test_an_enhanced_series_exports_as_one_derived_dicom_series(qtbot, window, tmp_path):
+    from medviewer.gui import exporting
+
+    window.model_panel.select_model("unsharp")
+    window.model_panel.set_reference_mode("none")
+    _finish(qtbot, window.enhance_series())
+    written = exporting.export_series_to(window, tmp_path / "derived")
+    assert len(written) == len(window.series)
+    reread = load_studies([tmp_path / "derived"]).series
+    assert len(reread) == 1 and len(reread[0]) == len(window.series)
+    assert "Unsharp" in pydicom.dcmread(written[0]).SeriesDescription
+    np.testing.assert_allclose(reread[0].values(3), window.results.evaluations[3].enhanced, atol=1.0)
+    stack = exporting.export_series_to(window, tmp_path / "stack.npy")
+    assert np.load(stack[0]).shape == (len(window.series), *window.series.shape)
+
+
+def test_command_line_opens_the_window_or_refuses_a_missing_path(tmp_path, capsys):
+    from medviewer.cli import main, wants_viewer
+
+    assert wants_viewer([]) and wants_viewer(["scan.dcm"]) and wants_viewer([str(tmp_path)])
+    assert not wants_viewer(["info", "scan.dcm"]) and not wants_viewer(["--version"])
+    assert main([str(tmp_path / "missing.dcm")]) == 2
+    assert capsys.readouterr().err.strip() == f"medviewer: error: {tmp_path / 'missing.dcm'}: file not found"
