@@ -7,12 +7,14 @@ def test_pyqtgraph_renders_an_image_offscreen(qtbot):
     import pyqtgraph as pg
     from PySide6.QtGui import QImage
 
+    import medviewer.gui  # noqa: F401  (sets row-major image order for every pyqtgraph item, as the viewer uses)
+
     view = pg.ImageView()
     qtbot.addWidget(view)
     view.resize(200, 200)
     image = np.zeros((64, 64), np.float32)
     image[:, 32:] = 1.0  # right half white
-    view.setImage(image.T, levels=(0, 1), autoRange=True)  # pyqtgraph indexes (x, y)
+    view.setImage(image, levels=(0, 1), autoRange=True)  # (rows, columns), as medviewer.gui configures
     view.ui.histogram.hide()
     view.ui.roiBtn.hide()
     view.ui.menuBtn.hide()
