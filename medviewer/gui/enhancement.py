@@ -47,10 +47,6 @@ class EnhancementResults:
     def get(self, index: int) -> Evaluation | None:
         return self.evaluations.get(index)
 
-    @property
-    def complete_for(self) -> int:
-        return len(self.evaluations)
-
 
 class EnhancerCache:
     """Loaded enhancers by model id and weights file; used from worker threads, one job at a time."""

@@ -511,8 +511,7 @@ class MainWindow(QMainWindow):
         self.chosen_window = None
         self._value_span_cache = None
         self.metrics_panel.clear()
-        self.compare_view.set_results([], series.default_window(0) if not series.is_colour else Window(127.5, 255),
-                                      series.units)  # fmt: skip
+        self.compare_view.clear()
         self.compare_dock.hide()
         self._rebuild_window_combo()
         self.slider.blockSignals(True)
@@ -556,9 +555,6 @@ class MainWindow(QMainWindow):
         self.slice_label.setText(f"{index + 1} / {len(self.series)}")
         self.sliceShown.emit(index)
 
-    def effective_window(self) -> Window | None:
-        return self.chosen_window
-
     def _refresh_panes(self) -> None:
         series, index = self.series, self.index
         values = series.values(index)
@@ -579,7 +575,7 @@ class MainWindow(QMainWindow):
             enhanced_pane.clear(message)
             error_pane.clear("The error map appears after enhancing")
             input_pane.clear("The degraded input appears in simulate mode")
-            self.swipe.clear("Enhance a slice to compare by swiping") if hasattr(self.swipe, "clear") else None
+            self.swipe.clear(f"Slice {index + 1} is not enhanced: nothing to compare by swiping")
             self.metrics_panel.clear()
             return
         results = self.results
@@ -646,8 +642,8 @@ class MainWindow(QMainWindow):
         else:
             self.grid.set_layout(name)
             self.stack.setCurrentWidget(self.grid)
-        self.actions_by_name[f"layout_{name}"].setChecked(True) if hasattr(self, "actions_by_name") else None
-        if hasattr(self, "layout_combo") and self.layout_combo.currentText() != name:
+        self.actions_by_name[f"layout_{name}"].setChecked(True)
+        if self.layout_combo.currentText() != name:
             self.layout_combo.setCurrentText(name)
 
     def _layout_toggled(self, name: str, checked: bool) -> None:
@@ -658,8 +654,7 @@ class MainWindow(QMainWindow):
 
     def reset_view(self) -> None:
         self.grid.reset_view()
-        if hasattr(self.swipe, "reset_view"):
-            self.swipe.reset_view()
+        self.swipe.reset_view()
 
     # --- window/level ---------------------------------------------------------------------------
     def _window_choices(self) -> list[tuple[str, Window | None | str]]:

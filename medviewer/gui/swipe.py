@@ -79,6 +79,8 @@ class SwipePane(QWidget):
         self.original_brightness = original_brightness
         self.enhanced_brightness = enhanced_brightness
         self.scale = int(scale)
+        self.divider.show()
+        self._original_label.setText("Original")
         extent = tuple(original_brightness.shape[:2])
         first = extent != self._extent
         self._extent = extent
@@ -86,6 +88,17 @@ class SwipePane(QWidget):
         self._apply_divider(round(self._fraction * extent[1]))
         if first:
             self.reset_view()
+
+    def clear(self, message: str = "") -> None:
+        """No pair to compare (nothing enhanced on this slice): never leave another slice's result on screen."""
+        self.original_item.clear()
+        self.enhanced_item.clear()
+        self.original_brightness = self.enhanced_brightness = None
+        self._extent = None
+        self.divider.hide()
+        self._enhanced_label.hide()
+        self._original_label.setText(message or "Nothing to compare")
+        self._place_labels()
 
     def set_divider(self, fraction: float) -> None:
         """Put the divider at `fraction` of the image's width (0: all enhanced, 1: all original)."""

@@ -195,7 +195,14 @@ def test_difference_overlay_and_swipe_view(qtbot, window):
     assert not window.grid.pane("enhanced").overlay_visible()
     window.set_layout("swipe")
     assert window.stack.currentWidget() is window.swipe
-    assert evaluation is not None
+    np.testing.assert_array_equal(
+        window.swipe.enhanced_brightness, window.series.display_values(evaluation.enhanced, window.index)
+    )
+    window.go_to_slice(5)  # not enhanced: the swipe view must not keep showing slice 1's result
+    assert window.swipe.enhanced_brightness is None
+    assert "not enhanced" in window.swipe._original_label.text()
+    window.go_to_slice(0)
+    assert window.swipe.enhanced_brightness is not None
     window.set_layout("2x2")
     assert window.grid.pane("input").isVisible()
 
