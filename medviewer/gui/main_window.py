@@ -869,6 +869,7 @@ class MainWindow(QMainWindow):
         job.cancelled.connect(lambda: self.show_status("Cancelled; nothing was changed"))
         job.finished.connect(self._on_work_finished)
         self._work_job = job
+        self.last_error = None  # "Done" is reported unless this job fails
         self.model_panel.set_busy(True)
         self._show_progress(True, text)
         job.start()
