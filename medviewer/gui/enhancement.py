@@ -68,12 +68,6 @@ class EnhancerCache:
             return self._loaded[key]
 
 
-def device_label(entry: ModelEntry, enhancer) -> str:
-    from medviewer.enhance.session import device_label as label
-
-    return label(entry, enhancer, None)
-
-
 def load_reference_series(path: Path) -> Series:
     """The paired reference: the first series the file or folder holds."""
     loaded = load_studies([path])
@@ -95,20 +89,25 @@ def reference_slice(reference: Series, index: int, series_length: int) -> np.nda
     )
 
 
+def paired_reference_slice(choice, index: int, series_length: int) -> np.ndarray | None:
+    """The reference for slice `index` in paired mode, read from the chosen file; None in the other modes."""
+    if choice.mode != "paired":
+        return None
+    return reference_slice(load_reference_series(choice.reference_path), index, series_length)
+
+
 def enhance_slice_job(
     cache: EnhancerCache, entry: ModelEntry, values: np.ndarray, choice, index: int, series_length: int
 ):
     """A job: enhance one slice and judge it; returns (index, evaluation, device label)."""
 
     def job(context: JobContext):
-        from medviewer.enhance.session import evaluate
+        from medviewer.enhance.session import device_label, evaluate
 
-        reference = None
-        if choice.mode == "paired":
-            reference = reference_slice(load_reference_series(choice.reference_path), index, series_length)
+        reference = paired_reference_slice(choice, index, series_length)
         enhancer = cache.get(entry)
         evaluation = evaluate(enhancer, values, choice, reference, context.progress, context.should_cancel)
-        return index, evaluation, device_label(entry, enhancer)
+        return index, evaluation, device_label(entry, enhancer, None)
 
     return job
 
@@ -117,14 +116,14 @@ def enhance_series_job(cache: EnhancerCache, entry: ModelEntry, series: Series, 
     """A job: enhance every slice of the series; returns (evaluations by slice, device label)."""
 
     def job(context: JobContext):
-        from medviewer.enhance.session import evaluate_slices
+        from medviewer.enhance.session import device_label, evaluate_slices
 
         reference = load_reference_series(choice.reference_path) if choice.mode == "paired" else None
         enhancer = cache.get(entry)
         evaluations = evaluate_slices(
             enhancer, series, range(len(series)), choice, reference, context.progress, context.should_cancel
         )
-        return evaluations, device_label(entry, enhancer)
+        return evaluations, device_label(entry, enhancer, None)
 
     return job
 
@@ -137,9 +136,7 @@ def compare_job(
     def job(context: JobContext):
         from medviewer.enhance.session import compare_models
 
-        reference = None
-        if choice.mode == "paired":
-            reference = reference_slice(load_reference_series(choice.reference_path), index, series_length)
+        reference = paired_reference_slice(choice, index, series_length)
         return compare_models(
             entries,
             values,

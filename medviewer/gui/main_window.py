@@ -769,12 +769,15 @@ class MainWindow(QMainWindow):
             return None
         return choice, self.series.values(self.index)
 
-    def enhance_slice(self) -> BackgroundJob | None:
+    def _selected_entry(self):
         entry = self.model_panel.selected_entry()
         if entry is None:
             self.show_error("Choose a model in the Models panel first")
-            return None
-        ready = self._ready_to_enhance()
+        return entry
+
+    def enhance_slice(self) -> BackgroundJob | None:
+        entry = self._selected_entry()
+        ready = self._ready_to_enhance() if entry is not None else None
         if ready is None:
             return None
         choice, values = ready
@@ -788,11 +791,8 @@ class MainWindow(QMainWindow):
         return self._start_work(job_function, f"Enhancing slice {index + 1} with {entry.name}…", done)
 
     def enhance_series(self) -> BackgroundJob | None:
-        entry = self.model_panel.selected_entry()
-        if entry is None:
-            self.show_error("Choose a model in the Models panel first")
-            return None
-        ready = self._ready_to_enhance()
+        entry = self._selected_entry()
+        ready = self._ready_to_enhance() if entry is not None else None
         if ready is None:
             return None
         choice, _ = ready
