@@ -228,9 +228,12 @@ def describe_series(series: Series) -> dict:
         ],
         "voi_lut": series.has_voi_lut,
         "uneven_spacing_after_frames": series.uneven_spacing(),
+        "notes": series.notes,
+        "non_finite_pixels": 0,
     }
     try:
         series.values(0)
+        record["non_finite_pixels"] = series.non_finite_pixels()
         record["decodable"], record["reason"] = True, ""
         if not series.is_colour and not series.file_windows:
             automatic = series.default_window(0)
@@ -280,6 +283,12 @@ def format_report(report: dict) -> str:
                 frames = s["uneven_spacing_after_frames"]
                 listed = ", ".join(map(str, frames[:5])) + (", ..." if len(frames) > 5 else "")
                 details.append(f"WARNING uneven slice spacing after frames {listed} (missing or repeated slices)")
+            if s["non_finite_pixels"]:
+                details.append(
+                    f"WARNING {s['non_finite_pixels']} pixels are NaN or infinite (shown black; left out of windows, "
+                    "metrics and noise estimates; kept as they are by enhancement)"
+                )
+            details.extend(f"WARNING {note}" for note in s["notes"])
             if s["colour"]:
                 details.append("colour")
             if s["monochrome1"]:

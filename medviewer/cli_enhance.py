@@ -16,7 +16,7 @@ from medviewer.enhance.degrade import Degradation, parse_degradation
 from medviewer.enhance.device import choose_device, describe_device
 from medviewer.enhance.engine import Enhancer, load_enhancer
 from medviewer.enhance.evaluation import Evaluation, check_simulation_fits, paired, simulate, without_reference
-from medviewer.errors import MedViewerError, OutputError, UnknownModelError, UnreadableFileError
+from medviewer.errors import MedViewerError, NoFinitePixelsError, OutputError, UnknownModelError, UnreadableFileError
 from medviewer.io.derived_dicom import Derivation, write_derived_slice
 from medviewer.io.export import EXPORT_SUFFIXES, write_image
 from medviewer.io.study import DicomFrame, RasterFrame, Series, load_studies
@@ -159,6 +159,20 @@ def _enhance_one(
     protected: list[Path],
     derivations: dict[str, Derivation],
 ) -> dict:
+    try:
+        return _enhance_series(job, enhancer, degradation, seed, protected, derivations)
+    except NoFinitePixelsError as error:  # the engine does not know the file; the user needs its name
+        raise NoFinitePixelsError(f"{job.input}: {error}") from None
+
+
+def _enhance_series(
+    job: _Job,
+    enhancer: Enhancer,
+    degradation: Degradation | None,
+    seed: int,
+    protected: list[Path],
+    derivations: dict[str, Derivation],
+) -> dict:
     series = _single_series(job.input)
     reference_series = _single_series(job.reference) if job.reference is not None else None
     if len(series) > 1 and _output_kind(job, series) != "npy":
@@ -251,6 +265,7 @@ def _record(
         "seconds": round(sum(item.seconds for item in evaluations), 4),
         "noise_sigma_input": _mean(item.noise_sigma_input for item in evaluations),
         "noise_sigma_enhanced": _mean(item.noise_sigma_enhanced for item in evaluations),
+        "non_finite_pixels": sum(item.non_finite_pixels for item in evaluations),
     }
     if first.enhanced_scores is not None:  # never a PSNR without a reference
         record.update(
@@ -268,10 +283,12 @@ def _record(
 
 
 def _mean(values) -> float | None:
+    """None when any value is not finite: an identical image's infinite PSNR, or a noise estimate with no
+    finite neighbourhood, has no mean worth printing, and JSON has no Infinity or NaN."""
     values = [float(value) for value in values]
     finite = [value for value in values if math.isfinite(value)]
     if len(finite) != len(values):
-        return None  # an identical image's infinite PSNR has no mean worth printing; JSON has no Infinity
+        return None
     return round(float(np.mean(finite)), 6)
 
 
@@ -283,12 +300,22 @@ def _format_record(record: dict) -> str:
     if "psnr" in record:
         baseline = "degraded input" if record["mode"] == "simulate" else "input"
         line += (
-            f"; PSNR {_decibels(record['psnr'])}, SSIM {record['ssim']:.4f} "
-            f"({baseline}: {_decibels(record['baseline_psnr'])}, {record['baseline_ssim']:.4f})"
+            f"; PSNR {_decibels(record['psnr'])}, SSIM {_number(record['ssim'], '.4f')} "
+            f"({baseline}: {_decibels(record['baseline_psnr'])}, {_number(record['baseline_ssim'], '.4f')})"
         )
-    line += f"; noise {record['noise_sigma_input']:.3g} -> {record['noise_sigma_enhanced']:.3g}{units}"
+    line += (
+        f"; noise {_number(record['noise_sigma_input'], '.3g')} -> "
+        f"{_number(record['noise_sigma_enhanced'], '.3g')}{units}"
+    )
+    if record["non_finite_pixels"]:
+        count = record["non_finite_pixels"]
+        line += f"; {count} pixel{'s' if count != 1 else ''} NaN or infinite in the input, kept as they were"
     return line
 
 
 def _decibels(psnr: float | None) -> str:
     return "identical to the reference" if psnr is None else f"{psnr:.2f} dB"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)

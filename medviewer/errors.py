@@ -26,6 +26,35 @@ class UnreadableFileError(MedViewerError):
         super().__init__(f"{self.path}: {self.reason}")
 
 
+class InvalidHeaderError(UnreadableFileError):
+    """A header field whose value cannot describe an image: Rows 0, BitsStored 40 of 16, a slope of NaN ...
+
+    One type and one message form ("invalid <Keyword> <value>: <why>") for every numeric field the
+    loader reads, so a user (or a test) can tell which field of which file is at fault."""
+
+    def __init__(self, path: Path | str, keyword: str, value: object, why: str):
+        self.keyword = keyword
+        super().__init__(path, f"invalid {keyword} {describe_value(value)}: {why}")
+
+
+def describe_value(value: object) -> str:
+    """A header value as a user would recognise it, short: 0, -3, 'abc', b'\\x00\\x01', [1, 2]."""
+    if value is None:
+        return "(missing)"
+    if isinstance(value, (bytes, bytearray)):
+        return repr(bytes(value[:16])) + ("..." if len(value) > 16 else "")
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        parts = [describe_value(part) for part in list(value)[:6]]
+        return "[" + ", ".join(parts) + (", ..." if len(value) > 6 else "") + "]"
+    return str(value)
+
+
+class NoFinitePixelsError(MedViewerError):
+    """An image (or a pair of images) in which no pixel is finite: nothing to enhance or measure."""
+
+
 class FrameOutOfRangeError(MedViewerError):
     """A frame number outside the series."""
 

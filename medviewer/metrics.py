@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medviewer.errors import MedViewerError, ShapeMismatchError
+from medviewer.errors import MedViewerError, NoFinitePixelsError, ShapeMismatchError
 
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
@@ -60,14 +60,30 @@ def _comparable_pair(reference: np.ndarray, test: np.ndarray, border: int = 0) -
     return reference, test
 
 
+def _finite_in_both(reference: np.ndarray, test: np.ndarray) -> np.ndarray | None:
+    """Where both images are finite (a colour pixel counts per channel); None when all are, the common case,
+    so that it costs one pass and the arithmetic stays exactly scikit-image's."""
+    finite = np.isfinite(reference) & np.isfinite(test)
+    if finite.all():
+        return None
+    if not finite.any():
+        raise NoFinitePixelsError("no pixel is finite in both images (all NaN or infinite): nothing to measure")
+    return finite
+
+
 def psnr(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
     """Peak signal-to-noise ratio in dB, 10 log10(data_range^2 / MSE); `math.inf` for identical images.
 
     Equals `skimage.metrics.peak_signal_noise_ratio(reference, test, data_range=data_range)` on the cropped
-    images; colour images pool the squared error over all channels, as scikit-image does.
+    images; colour images pool the squared error over all channels, as scikit-image does. Pixels that are
+    not finite (NaN, infinity) in either image are left out: the error is the mean over the others.
     """
     reference, test = _comparable_pair(reference, test, border)
-    mean_squared_error = float(np.mean((reference - test) ** 2))
+    finite = _finite_in_both(reference, test)
+    if finite is None:
+        mean_squared_error = float(np.mean((reference - test) ** 2))
+    else:
+        mean_squared_error = float(np.mean((reference[finite] - test[finite]) ** 2))
     if mean_squared_error == 0.0:
         return math.inf
     return 10.0 * math.log10(float(data_range) ** 2 / mean_squared_error)
@@ -79,19 +95,37 @@ def _gaussian_window(image: np.ndarray) -> np.ndarray:
 
 
 def _ssim_map_2d(reference: np.ndarray, test: np.ndarray, data_range: float) -> np.ndarray:
-    mean_reference = _gaussian_window(reference)
-    mean_test = _gaussian_window(test)
+    finite = _finite_in_both(reference, test)
+    if finite is None:
+        window = _gaussian_window
+    else:
+        # Local statistics over the finite pixels only (normalised convolution: each Gaussian-weighted sum is
+        # divided by the weight the finite pixels carry), so one NaN does not void the 120 windows around it.
+        # Why not scikit-image here: it has no mask; with every pixel finite the weights are all 1 and this
+        # path is not taken, so the result stays exactly scikit-image's.
+        weight = _gaussian_window(finite.astype(np.float64))
+        reference, test = np.where(finite, reference, 0.0), np.where(finite, test, 0.0)
+
+        def window(image: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 far from any finite pixel: NaN, dropped
+                return _gaussian_window(image) / weight
+
+    mean_reference = window(reference)
+    mean_test = window(test)
     # Population (not sample) covariance, as Wang et al. 2004 define it.
-    variance_reference = _gaussian_window(reference * reference) - mean_reference * mean_reference
-    variance_test = _gaussian_window(test * test) - mean_test * mean_test
-    covariance = _gaussian_window(reference * test) - mean_reference * mean_test
+    variance_reference = window(reference * reference) - mean_reference * mean_reference
+    variance_test = window(test * test) - mean_test * mean_test
+    covariance = window(reference * test) - mean_reference * mean_test
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     luminance_numerator = 2.0 * mean_reference * mean_test + c1
     structure_numerator = 2.0 * covariance + c2
     luminance_denominator = mean_reference**2 + mean_test**2 + c1
     structure_denominator = variance_reference + variance_test + c2
-    return (luminance_numerator * structure_numerator) / (luminance_denominator * structure_denominator)
+    local = (luminance_numerator * structure_numerator) / (luminance_denominator * structure_denominator)
+    if finite is not None:
+        local[~finite] = np.nan  # no score where there is no pixel; `ssim` averages the finite ones
+    return local
 
 
 def _checked_for_ssim(reference: np.ndarray, test: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,12 +163,20 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0, borde
     use_sample_covariance=False, data_range=data_range)` (with `channel_axis=-1` for colour: the mean over
     channels), including its exclusion of a filter-radius (5-pixel) strip from the mean. Our own float64
     implementation because the viewer needs the map as well as the score, without scikit-image's overhead.
-    `border` pixels are cropped from each edge first (super-resolution protocol: 4).
+    `border` pixels are cropped from each edge first (super-resolution protocol: 4). Pixels that are not
+    finite in either image are left out: local statistics use the finite pixels of each window, and the
+    mean is over the finite pixels.
     """
     local = ssim_map(reference, test, data_range=data_range, border=border)
     inner = local[SSIM_RADIUS:-SSIM_RADIUS, SSIM_RADIUS:-SSIM_RADIUS]
     # Per-channel means then their mean equals the overall mean, since every channel has the same size.
-    return float(inner.mean(dtype=np.float64))
+    mean = float(inner.mean(dtype=np.float64))
+    if math.isnan(mean):  # some pixels were not finite: their map entries are NaN, the rest are scored
+        scored = inner[np.isfinite(inner)]
+        if scored.size == 0:
+            raise NoFinitePixelsError("no finite pixel away from the image border: SSIM has nothing to measure")
+        mean = float(scored.mean(dtype=np.float64))
+    return mean
 
 
 def score(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: float = 1.0) -> Scores:
@@ -163,9 +205,18 @@ _IMMERKAER_KERNEL = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1
 
 
 def _immerkaer_sigma_2d(image: np.ndarray) -> float:
-    height, width = image.shape
-    response = ndimage.correlate(image, _IMMERKAER_KERNEL, mode="constant")[1:-1, 1:-1]
-    return math.sqrt(math.pi / 2.0) * float(np.abs(response).sum()) / (6.0 * (width - 2) * (height - 2))
+    finite = np.isfinite(image)
+    if finite.all():
+        height, width = image.shape
+        response = ndimage.correlate(image, _IMMERKAER_KERNEL, mode="constant")[1:-1, 1:-1]
+        return math.sqrt(math.pi / 2.0) * float(np.abs(response).sum()) / (6.0 * (width - 2) * (height - 2))
+    # Only pixels whose whole 3x3 neighbourhood is finite: the kernel cannot be renormalised without
+    # letting image structure back in. The sum over (W-2)(H-2) pixels becomes a mean over those.
+    usable = ndimage.binary_erosion(finite, structure=np.ones((3, 3), bool), border_value=0)[1:-1, 1:-1]
+    if not usable.any():
+        return math.nan
+    response = ndimage.correlate(np.where(finite, image, 0.0), _IMMERKAER_KERNEL, mode="constant")[1:-1, 1:-1]
+    return math.sqrt(math.pi / 2.0) * float(np.abs(response[usable]).mean()) / 6.0
 
 
 def estimate_noise_sigma(image: np.ndarray) -> float:
@@ -174,7 +225,8 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
     J. Immerkaer, "Fast Noise Variance Estimation", Computer Vision and Image Understanding 64(2), 1996:
     sigma = sqrt(pi/2) / (6 (W-2) (H-2)) * sum |I * N| over the interior, N the Laplacian-difference kernel.
     We use it because scikit-image's wavelet estimator needs PyWavelets. Edges and texture bias it upwards.
-    Colour (H, W, channels) images give the mean of the per-channel estimates.
+    Colour (H, W, channels) images give the mean of the per-channel estimates. Pixels that are not finite
+    are left out with their neighbours; NaN when no 3x3 neighbourhood is entirely finite.
     """
     values = np.asarray(image, dtype=np.float64)
     if values.ndim not in (2, 3) or min(values.shape[:2]) < 3:

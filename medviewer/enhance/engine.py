@@ -20,6 +20,7 @@ import torch
 from medviewer.enhance.colour import enhance_luminance
 from medviewer.enhance.degrade import normalise
 from medviewer.enhance.device import choose_device
+from medviewer.enhance.finite import NonFinitePixels, fill_non_finite, find_non_finite, put_back
 from medviewer.enhance.fusion import fuse_batch_norms
 from medviewer.enhance.tiling import AxisTile, plan_axis
 from medviewer.errors import MedViewerError, OperationCancelled
@@ -97,7 +98,12 @@ class Enhancer(ABC):
         (float32 for grey, the input's dtype for colour) and exactly `scale` times the size."""
         values = np.asarray(values)
         if values.ndim == 3 and values.shape[-1] in (3, 4):
-            return self._enhance_colour(values[..., :3], progress, should_cancel)
+            rgb = values[..., :3]
+            found = find_non_finite(rgb)
+            if found is None:
+                return self._enhance_colour(rgb, progress, should_cancel)
+            enhanced = self._enhance_colour(fill_non_finite(rgb, found), progress, should_cancel)
+            return put_back(enhanced, found, self.scale)
         if values.ndim != 2:
             raise MedViewerError(f"cannot enhance an image of shape {values.shape}: expected (rows, columns)")
         return self.enhance_volume(values[None], progress, should_cancel)[0]
@@ -105,19 +111,28 @@ class Enhancer(ABC):
     def enhance_volume(
         self, volume: np.ndarray, progress: Progress | None = None, should_cancel: CancelCheck | None = None
     ) -> np.ndarray:
-        """A stack of grey slices (N, H, W), each normalised on its own as the protocol says."""
+        """A stack of grey slices (N, H, W), each normalised on its own as the protocol says.
+
+        NaN and infinite pixels are filled for the method and put back in the result (`finite`)."""
         volume = np.asarray(volume)
         if volume.ndim != 3:
             raise MedViewerError(f"cannot enhance a volume of shape {volume.shape}: expected (slices, rows, columns)")
         images = np.empty(volume.shape, np.float32)
         frames = []
+        non_finite: dict[int, NonFinitePixels] = {}
         for index, plane in enumerate(volume):
+            found = find_non_finite(plane)
+            if found is not None:
+                non_finite[index] = found
+                plane = fill_non_finite(plane, found)
             frame = normalise(plane)
             images[index] = frame.image
             frames.append(replace(frame, image=images[index]))  # one normalised copy of the volume, not two
         output = self.run_normalised(images, progress, should_cancel)
         for index, frame in enumerate(frames):  # in place: a 4096x4096 image must not need another copy
             output[index] = frame.restore(output[index])
+            if index in non_finite:
+                put_back(output[index], non_finite[index], self.scale)
         return output
 
     def enhance_normalised_image(

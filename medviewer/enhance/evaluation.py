@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medviewer.enhance.degrade import Degradation, crop_to_multiple, degrade, degraded_baseline, normalise
+from medviewer.enhance.finite import NonFinitePixels, fill_non_finite, find_non_finite, put_back
 from medviewer.errors import MedViewerError
 from medviewer.metrics import Scores, estimate_noise_sigma, score, signed_difference_map
 from medviewer.models.classical import bicubic_upscale
@@ -46,6 +47,8 @@ class Evaluation:
     noise_sigma_enhanced: float
     seconds: float
     degradation: str | None = None
+    # Pixels of the input that were NaN or infinite: kept as they were in `enhanced`, left out of every score.
+    non_finite_pixels: int = 0
 
     @property
     def gain_db(self) -> float | None:
@@ -65,26 +68,35 @@ def simulate(
     """Degrade a copy of `values` (the reference), enhance it, score both against the reference."""
     check_simulation_fits(enhancer.id, enhancer.task, enhancer.scale, degradation)
     reference = crop_to_multiple(np.asarray(values), degradation.scale)
-    clean = normalise(reference)
+    found = find_non_finite(reference)
+    # The protocol runs on a finite image; non-finite pixels are marked NaN in the scored reference (so
+    # every score leaves them out) and get their own values back in what is shown.
+    clean = normalise(fill_non_finite(reference, found) if found is not None else reference)
+    scored_reference = _marked(clean.image, found)
     degraded = degrade(clean.image, degradation, seed=seed)
     started = time.perf_counter()
     enhanced = enhancer.enhance_normalised_image(degraded, progress, should_cancel)
     seconds = time.perf_counter() - started
     baseline = degraded_baseline(degraded, degradation, clean.image.shape[:2])
     border = degradation.border
+    shown_enhanced = _kept(_restore(clean, enhanced, reference), found)
+    shown_input = _restore(clean, degraded, reference)
+    if found is not None:
+        shown_input = _marked(shown_input, _shrunk(found, degradation.scale))
     return Evaluation(
         mode="simulate",
-        enhanced=_restore(clean, enhanced, reference),
-        model_input=_restore(clean, degraded, reference),
+        enhanced=shown_enhanced,
+        model_input=shown_input,
         reference=reference,
-        baseline=_restore(clean, baseline, reference),
-        enhanced_scores=score(clean.image, enhanced, border=border),
-        baseline_scores=score(clean.image, baseline, border=border),
-        difference=_restore_difference(clean, signed_difference_map(clean.image, enhanced)),
-        noise_sigma_input=_sigma(_restore(clean, degraded, reference)),
-        noise_sigma_enhanced=_sigma(_restore(clean, enhanced, reference)),
+        baseline=_kept(_restore(clean, baseline, reference), found),
+        enhanced_scores=score(scored_reference, enhanced, border=border),
+        baseline_scores=score(scored_reference, baseline, border=border),
+        difference=_restore_difference(clean, signed_difference_map(scored_reference, enhanced)),
+        noise_sigma_input=_sigma(shown_input),
+        noise_sigma_enhanced=_sigma(shown_enhanced),
         seconds=seconds,
         degradation=degradation.spec,
+        non_finite_pixels=found.count if found is not None else 0,
     )
 
 
@@ -133,6 +145,7 @@ def paired(
         noise_sigma_input=_sigma(values),
         noise_sigma_enhanced=_sigma(enhanced),
         seconds=seconds,
+        non_finite_pixels=_count_non_finite(values),
     )
 
 
@@ -160,6 +173,7 @@ def without_reference(
         noise_sigma_input=_sigma(values),
         noise_sigma_enhanced=_sigma(enhanced),
         seconds=seconds,
+        non_finite_pixels=_count_non_finite(values),
     )
 
 
@@ -169,8 +183,37 @@ def _at_output_size(values: np.ndarray, scale: int) -> np.ndarray:
         return values
     if values.ndim == 3:
         return np.stack([_at_output_size(values[..., channel], scale) for channel in range(values.shape[-1])], -1)
-    frame = normalise(values)
-    return frame.restore(bicubic_upscale(frame.image, scale))
+    found = find_non_finite(values)
+    frame = normalise(fill_non_finite(values, found) if found is not None else values)
+    return _kept(frame.restore(bicubic_upscale(frame.image, scale)), found, scale)
+
+
+def _count_non_finite(values: np.ndarray) -> int:
+    found = find_non_finite(values)
+    return found.count if found is not None else 0
+
+
+def _kept(image: np.ndarray, found: NonFinitePixels | None, scale: int = 1) -> np.ndarray:
+    """`image` with the input's own non-finite values back where the input had them."""
+    return image if found is None else put_back(image, found, scale)
+
+
+def _marked(image: np.ndarray, found: NonFinitePixels | None) -> np.ndarray:
+    """A copy of `image` with NaN where the input was not finite: left out of scores and noise estimates."""
+    if found is None:
+        return image
+    marked = np.array(image, dtype=np.float32)
+    marked[found.mask] = np.nan
+    return marked
+
+
+def _shrunk(found: NonFinitePixels, factor: int) -> NonFinitePixels:
+    """The low-resolution pixels whose factor x factor block held a non-finite pixel."""
+    if factor == 1:
+        return found
+    height, width = found.mask.shape
+    mask = found.mask.reshape(height // factor, factor, width // factor, factor).any(axis=(1, 3))
+    return NonFinitePixels(mask=mask, values=np.full(int(mask.sum()), np.nan, np.float32))
 
 
 def _restore(frame, image: np.ndarray, like: np.ndarray) -> np.ndarray:

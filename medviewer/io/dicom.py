@@ -16,9 +16,19 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi
 from pydicom.pixels import pixel_array as pydicom_pixel_array
 from pydicom.uid import UID
 
-from medviewer.errors import UnreadableFileError
+from medviewer.errors import InvalidHeaderError, UnreadableFileError
+from medviewer.io.frame_count import bits_per_frame, claimed_frames, count_frames
 from medviewer.io.header_scan import FastScanUnsupported, MalformedDicom, scan_header
+from medviewer.io.header_values import (
+    as_number,
+    geometry_vector,
+    optional_whole_number,
+    positive_number,
+    rescale,
+    whole_number,
+)
 from medviewer.io.input_file import open_input_file
+from medviewer.io.lookup_tables import Palette, check_lut_sequence, palette
 from medviewer.io.window import Window
 
 log = logging.getLogger(__name__)
@@ -31,6 +41,9 @@ _NATIVE_DTYPES = {(8, 0): "u1", (8, 1): "i1", (16, 0): "<u2", (16, 1): "<i2", (3
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+_MAX_SIDE = 65535  # Rows and Columns are US
+_BITS_ALLOCATED = (1, 8, 16, 32, 64)  # what pydicom's decoders (and PS3.5 8.1.1) allow
 
 
 class NotDicom(UnreadableFileError):
@@ -80,6 +93,10 @@ class DicomFile:
     units_tag: str = ""
     windows: tuple[Window, ...] = ()
     lossy_compressed: bool = False
+    float_pixels: bool = False  # Float or Double Float Pixel Data: values may be NaN or infinite
+    voi_lut: bool = False  # a usable VOI LUT Sequence: the modality's own display mapping
+    palette: Palette | None = field(default=None, repr=False)  # PALETTE COLOR: the checked table
+    notes: list[str] = field(default_factory=list)  # what was wrong with the header but did not stop loading
     pixel_data_offset: int | None = None
     pixel_data_length: int | None = None
     dataset: Dataset | None = field(default=None, repr=False)  # full header, when pydicom read it
@@ -206,16 +223,43 @@ def _header_from_dataset(path: Path, dataset: Dataset) -> DicomFile:
     transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "") if meta is not None else ""
     if not transfer_syntax:
         raise UnreadableFileError(path, "no transfer syntax: the file meta header is missing")
-    elements = {
-        element.keyword: element.value
-        for element in dataset
-        if element.keyword and element.keyword not in _PIXEL_KEYWORDS and element.VR != "SQ"
-    }
-    header = _header_from_elements(path, transfer_syntax, elements)
+    elements = {}
+    for tag in list(dataset.keys()):
+        if tag in _PIXEL_TAGS:
+            continue  # reading the element would read the (deferred) pixel data itself
+        element = dataset[tag]
+        if element.keyword and element.VR != "SQ":
+            elements[element.keyword] = element.value
+    float_pixels = "PixelData" not in dataset
+    header = _header_from_elements(path, transfer_syntax, elements, float_pixels)
+    _check_frame_size(header)  # before counting frames: the size decides the bytes per frame
+    frame_bits = bits_per_frame(
+        header.rows, header.columns, header.samples_per_pixel, header.bits_allocated, header.photometric
+    )
+    encapsulated = UID(transfer_syntax).is_encapsulated
+    counted = count_frames(path, dataset, elements.get("NumberOfFrames"), frame_bits, encapsulated)
+    header.number_of_frames = counted.frames
+    header.positions = [header.positions[0] if header.positions else None] * counted.frames
+    if counted.note:
+        header.notes.append(counted.note)
     _apply_functional_groups(header, dataset)
+    _check_lookup_tables(header, dataset)
     header.dataset = dataset
-    _check_frame_size(header)
     return header
+
+
+def _check_lookup_tables(header: DicomFile, dataset: Dataset) -> None:
+    """A broken palette or Modality LUT would give wrong colours or units: refused. A broken VOI LUT only
+    changes the default display: it is ignored (windows or auto take over) with a note."""
+    if header.photometric == "PALETTE COLOR":
+        header.palette = palette(header.path, dataset, header.transfer_syntax_uid)
+    problem = check_lut_sequence(header.path, dataset, "ModalityLUTSequence")
+    if problem:
+        raise UnreadableFileError(header.path, f"invalid Modality LUT: {problem}")
+    problem = check_lut_sequence(header.path, dataset, "VOILUTSequence")
+    if problem:
+        header.notes.append(f"VOI LUT ignored ({problem}); the file's window or an automatic one is used")
+    header.voi_lut = bool(dataset.get("VOILUTSequence")) and not problem
 
 
 def _describe_sop_class(dataset: Dataset) -> str:
@@ -225,39 +269,60 @@ def _describe_sop_class(dataset: Dataset) -> str:
     return UID(str(uid)).name if uid else "no SOP class"
 
 
-def _header_from_elements(path: Path, transfer_syntax: str, elements: dict) -> DicomFile:
+def _header_from_elements(path: Path, transfer_syntax: str, elements: dict, float_pixels: bool = False) -> DicomFile:
+    """Header facts from converted elements; every numeric field is checked here, where it is read
+    (`header_values`): what decoding needs is refused when invalid, what only adds information is dropped
+    with a note."""
+
     def text(keyword: str) -> str:
         value = elements.get(keyword)
         if value is None:
             return ""
+        if isinstance(value, (bytes, bytearray)):
+            return value.decode("latin-1", "replace").strip("\x00 ")
         if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
             return "\\".join(str(part) for part in value)
         return str(value).strip()
 
-    def number_list(keyword: str) -> list[float]:
-        return _float_list(elements.get(keyword))
-
-    def integer(keyword: str, default: int | None = None) -> int | None:
-        values = number_list(keyword)
-        return int(values[0]) if values else default
-
-    rows, columns = integer("Rows"), integer("Columns")
-    if not rows or not columns:
-        raise UnreadableFileError(path, "image has no Rows/Columns")
-    bits_allocated = integer("BitsAllocated")
-    if bits_allocated is None:
-        raise UnreadableFileError(path, "image has no Bits Allocated")
-    spacing = number_list("PixelSpacing")
-    spacing_source = "PixelSpacing"
-    if len(spacing) != 2:
-        spacing, spacing_source = number_list("ImagerPixelSpacing"), "ImagerPixelSpacing"
-    orientation = number_list("ImageOrientationPatient")
-    position = number_list("ImagePositionPatient")
-    windows = _windows(number_list("WindowCenter"), number_list("WindowWidth"), elements)
-    frames = integer("NumberOfFrames", 1) or 1
+    notes: list[str] = []
+    rows = whole_number(path, elements, "Rows", 1, _MAX_SIDE)
+    columns = whole_number(path, elements, "Columns", 1, _MAX_SIDE)
+    bits_allocated = whole_number(path, elements, "BitsAllocated", 1, 64, allowed=_BITS_ALLOCATED)
+    bits_stored = whole_number(path, elements, "BitsStored", 1, bits_allocated, default=bits_allocated)
+    high_bit = whole_number(path, elements, "HighBit", 0, bits_allocated - 1, default=bits_stored - 1)
+    if high_bit != bits_stored - 1:  # pydicom decodes by BitsStored alone, as most viewers do
+        notes.append(f"HighBit {high_bit} does not match BitsStored {bits_stored}; BitsStored used")
+    samples = whole_number(path, elements, "SamplesPerPixel", 1, 3, default=1, allowed=(1, 3))
+    representation = whole_number(path, elements, "PixelRepresentation", 0, 1, default=0)
+    photometric = text("PhotometricInterpretation").upper() or ("RGB" if samples == 3 else "MONOCHROME2")
+    expected_samples = 1 if photometric in _MONOCHROME + ("PALETTE COLOR",) else 3
+    if samples != expected_samples:
+        raise InvalidHeaderError(
+            path, "SamplesPerPixel", samples, f"{photometric} needs {expected_samples} sample(s) per pixel"
+        )
+    if samples == 3:
+        whole_number(path, elements, "PlanarConfiguration", 0, 1, default=0)
+    # Float Pixel Data has no Modality LUT module: its values are already in units.
+    slope, intercept = (None, None) if float_pixels else rescale(path, elements, bits_stored, representation == 1)
+    spacing = geometry_vector(elements, "PixelSpacing", 2, notes, positive=True)
+    spacing_source = "PixelSpacing" if spacing else ""
+    if spacing is None:
+        spacing = geometry_vector(elements, "ImagerPixelSpacing", 2, notes, positive=True)
+        spacing_source = "ImagerPixelSpacing" if spacing else ""
+    orientation = geometry_vector(elements, "ImageOrientationPatient", 6, notes)
+    if orientation is not None and not _is_orientation(orientation):
+        notes.append("ImageOrientationPatient ignored: its row and column vectors are not perpendicular unit vectors")
+        orientation = None
+    position = geometry_vector(elements, "ImagePositionPatient", 3, notes)
+    claimed = claimed_frames(elements.get("NumberOfFrames"))
+    windows = _windows(_float_list(elements.get("WindowCenter")), _float_list(elements.get("WindowWidth")), elements)
     image_type = elements.get("ImageType") or ()
     if isinstance(image_type, str):
         image_type = tuple(image_type.split("\\"))
+    elif isinstance(image_type, (bytes, bytearray)):
+        image_type = ()
+    # A claim other than exactly 1 is checked against the pixel data (`frame_count`), on the pydicom path.
+    frames = claimed if claimed is not None else 0
     return DicomFile(
         path=path,
         transfer_syntax_uid=transfer_syntax,
@@ -269,41 +334,54 @@ def _header_from_elements(path: Path, transfer_syntax: str, elements: dict) -> D
         modality=text("Modality").upper(),
         rows=rows,
         columns=columns,
-        samples_per_pixel=integer("SamplesPerPixel", 1) or 1,
-        photometric=text("PhotometricInterpretation").upper() or "MONOCHROME2",
+        samples_per_pixel=samples,
+        photometric=photometric,
         bits_allocated=bits_allocated,
-        bits_stored=integer("BitsStored", bits_allocated) or bits_allocated,
-        pixel_representation=integer("PixelRepresentation", 0) or 0,
+        bits_stored=bits_stored,
+        pixel_representation=representation,
         number_of_frames=frames,
         study_description=text("StudyDescription"),
         series_description=text("SeriesDescription"),
         study_date=text("StudyDate"),
         patient_name=text("PatientName"),
         patient_id=text("PatientID"),
-        series_number=integer("SeriesNumber"),
-        instance_number=integer("InstanceNumber"),
+        series_number=optional_whole_number(elements, "SeriesNumber"),
+        instance_number=optional_whole_number(elements, "InstanceNumber"),
         image_type=tuple(str(part) for part in image_type),
-        pixel_spacing_mm=(spacing[0], spacing[1]) if len(spacing) == 2 and min(spacing) > 0 else None,
-        pixel_spacing_source=spacing_source if len(spacing) == 2 else "",
-        orientation=tuple(orientation) if len(orientation) == 6 else None,
-        positions=[tuple(position) if len(position) == 3 else None] * frames,
-        slice_thickness_mm=(number_list("SliceThickness") or [None])[0],
-        rescale_slope=(number_list("RescaleSlope") or [None])[0],
-        rescale_intercept=(number_list("RescaleIntercept") or [None])[0],
+        pixel_spacing_mm=(spacing[0], spacing[1]) if spacing else None,
+        pixel_spacing_source=spacing_source,
+        orientation=orientation,
+        positions=[position] * frames,
+        slice_thickness_mm=positive_number(elements, "SliceThickness", notes),
+        rescale_slope=slope,
+        rescale_intercept=intercept,
         rescale_type=text("RescaleType"),
         units_tag=text("Units"),
         windows=windows,
         lossy_compressed=text("LossyImageCompression") == "01",
+        float_pixels=float_pixels,
+        notes=notes,
+    )
+
+
+def _is_orientation(cosines: tuple[float, ...]) -> bool:
+    """Two unit vectors at right angles, within the rounding of 16-character Decimal Strings (and a little
+    more: scanners write 6 decimals)."""
+    row, column = np.asarray(cosines[:3]), np.asarray(cosines[3:])
+    return (
+        abs(np.linalg.norm(row) - 1.0) < 0.01
+        and abs(np.linalg.norm(column) - 1.0) < 0.01
+        and abs(float(np.dot(row, column))) < 0.01
     )
 
 
 def _float_list(value) -> list[float]:
-    """A DICOM value of multiplicity 1-n as a list of floats (absent or empty: [])."""
+    """A DICOM value of multiplicity 1-n as a list of floats (absent or empty: []); a value that is not a
+    number becomes NaN, which `_windows` drops with the window it belongs to."""
     if value is None or value == "":
         return []
-    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
-        return [float(part) for part in value]
-    return [float(value)]
+    parts = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    return [math.nan if (number := as_number(part)) is None else number for part in parts]
 
 
 def _windows(centers: list[float], widths: list[float], elements: dict) -> tuple[Window, ...]:
@@ -313,8 +391,8 @@ def _windows(centers: list[float], widths: list[float], elements: dict) -> tuple
     function = str(elements.get("VOILUTFunction") or "LINEAR").strip().upper()
     windows = []
     for index, (center, width) in enumerate(zip(centers, widths, strict=False)):  # unpaired values are ignored
-        if width <= 0 or not math.isfinite(center) or not math.isfinite(width):
-            continue
+        if not math.isfinite(center) or not math.isfinite(width) or width <= 0:
+            continue  # a window that cannot be applied is not offered; the automatic one stands in
         name = str(explanations[index]).strip() if index < len(explanations) else ""
         windows.append(Window(center, width, function, name or f"file window {index + 1}"))
     return tuple(windows)
@@ -430,6 +508,9 @@ def _decode_with_pydicom(header: DicomFile, index: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dataset = pydicom.dcmread(header.path, force=True)
+            if claimed_frames(dataset.get("NumberOfFrames")) != header.number_of_frames:
+                # The header's claim was wrong (see `frame_count`): decode the frames the data holds.
+                dataset.NumberOfFrames = header.number_of_frames
             if header.number_of_frames > 1:
                 return pydicom_pixel_array(dataset, index=index)
             return dataset.pixel_array
@@ -453,9 +534,8 @@ def modality_values(header: DicomFile, stored: np.ndarray) -> np.ndarray:
     """
     try:
         if header.photometric == "PALETTE COLOR":
-            rgb = apply_color_lut(stored, _lut_dataset(header))
-            bits = 16 if rgb.dtype == np.uint16 else 8
-            return to_uint8_rgb(rgb, bits)
+            table = header.palette or palette(header.path, header.dataset, header.transfer_syntax_uid)
+            return to_uint8_rgb(apply_color_lut(stored, table.dataset), table.bits)
         if header.is_colour:
             return to_uint8_rgb(stored, header.bits_stored)
         return np.asarray(apply_modality_lut(stored, _lut_dataset(header)), dtype=np.float32)
@@ -464,7 +544,7 @@ def modality_values(header: DicomFile, stored: np.ndarray) -> np.ndarray:
 
 
 def has_voi_lut(header: DicomFile) -> bool:
-    return header.dataset is not None and bool(header.dataset.get("VOILUTSequence"))
+    return header.voi_lut and header.dataset is not None
 
 
 def voi_lut_brightness(header: DicomFile, values: np.ndarray) -> np.ndarray:

@@ -180,6 +180,39 @@ class Series:
     def __len__(self) -> int:
         return len(self.frames)
 
+    @property
+    def notes(self) -> list[str]:
+        """What was wrong with the files but did not stop them loading (a frame count that lied, a spacing of
+        0 ignored), once per distinct note, naming the file or how many files share it."""
+        files_by_note: dict[str, list[Path]] = {}
+        seen: set[int] = set()
+        for frame in self.frames:
+            if not isinstance(frame, DicomFrame) or id(frame.header) in seen:
+                continue
+            seen.add(id(frame.header))
+            for note in frame.header.notes:
+                files_by_note.setdefault(note, []).append(frame.path)
+        notes = []
+        for note, paths in files_by_note.items():
+            where = paths[0].name if len(paths) == 1 else f"{len(paths)} files, e.g. {paths[0].name}"
+            notes.append(f"{note} ({where})")
+        return notes
+
+    @property
+    def may_hold_non_finite(self) -> bool:
+        """Float storage (NPY, float TIFF, DICOM Float Pixel Data) can hold NaN and infinity; integers
+        cannot, and the loader refuses a rescale that would overflow them (`header_values.rescale`)."""
+        first = self.first
+        if isinstance(first, DicomFrame):
+            return first.header.float_pixels
+        return first.image.pixels.dtype.kind == "f"
+
+    def non_finite_pixels(self) -> int:
+        """How many pixels of the whole series are NaN or infinite (decodes every frame of a float series)."""
+        if not self.may_hold_non_finite:
+            return 0
+        return sum(int(np.count_nonzero(~np.isfinite(self.values(index)))) for index in range(len(self)))
+
     # --- pixels -------------------------------------------------------------------------------
     def stored(self, index: int) -> np.ndarray:
         """Stored values of frame `index` (decoded on first use, then cached)."""

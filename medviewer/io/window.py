@@ -26,7 +26,7 @@ class Window:
 
 
 def window(values: np.ndarray, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
-    """Display brightness in [0, 1] (float32) for `values` under a DICOM window."""
+    """Display brightness in [0, 1] (float32) for `values` under a DICOM window; NaN is shown as 0."""
     values = np.asarray(values, dtype=np.float64)
     function = function.upper()
     if function == "SIGMOID":
@@ -45,7 +45,8 @@ def window(values: np.ndarray, center: float, width: float, function: str = "LIN
             out = (values > center - 0.5).astype(np.float64)
         else:
             out = np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
-    return out.astype(np.float32)
+    # NaN (a missing measurement in a float image) is shown black; +/-infinity already clip to 1 and 0.
+    return np.nan_to_num(out, nan=0.0).astype(np.float32)
 
 
 def apply_window(values: np.ndarray, chosen: Window, invert: bool = False) -> np.ndarray:
