@@ -48,6 +48,8 @@ def describe_value(value: object) -> str:
     if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
         parts = [describe_value(part) for part in list(value)[:6]]
         return "[" + ", ".join(parts) + (", ..." if len(value) > 6 else "") + "]"
+    if isinstance(value, float):
+        return f"{value:g}"  # 0, not 0.0: as the header's Decimal String most likely said
     return str(value)
 
 

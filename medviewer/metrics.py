@@ -190,13 +190,15 @@ def score(reference: np.ndarray, test: np.ndarray, border: int = 0, data_range: 
 def absolute_error_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
     """|test - reference| per pixel (float32, in the inputs' units): where a method went wrong, not which way."""
     reference, test = _comparable_pair(reference, test)
-    return np.abs(test - reference).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN: no error can be measured there
+        return np.abs(test - reference).astype(np.float32)
 
 
 def signed_difference_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
     """test - reference per pixel (float32, in the inputs' units): positive where the test is brighter."""
     reference, test = _comparable_pair(reference, test)
-    return (test - reference).astype(np.float32)
+    with np.errstate(invalid="ignore"):  # inf - inf is NaN: no difference can be measured there
+        return (test - reference).astype(np.float32)
 
 
 # Immerkaer's kernel: the difference of two Laplacian approximations, which cancels locally linear image

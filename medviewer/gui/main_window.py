@@ -529,9 +529,19 @@ class MainWindow(QMainWindow):
         rows, columns = series.shape
         spacing = series.pixel_spacing_mm
         spacing_text = f", pixel {spacing[1]:.3g} x {spacing[0]:.3g} mm" if spacing else ", no pixel spacing"
+        warnings = list(series.notes)
+        index = self.index
+        if series.may_hold_non_finite and 0 <= index < len(series) and series.is_decoded(index):  # no decoding here
+            count = int(np.count_nonzero(~np.isfinite(series.values(index))))
+            if count:
+                warnings.insert(0, f"{count} pixels of this slice are NaN or infinite (shown black, not measured)")
+        warning_text = ""
+        if warnings:
+            more = f" (+{len(warnings) - 1} more in the series tooltip)" if len(warnings) > 1 else ""
+            warning_text = f"; WARNING {warnings[0]}{more}"
         return (
             f"{series.modality or series.source_format} {series.description}: {columns} x {rows} x {len(series)}"
-            f"{spacing_text}{', units ' + series.units if series.units else ''}"
+            f"{spacing_text}{', units ' + series.units if series.units else ''}{warning_text}"
         )
 
     def step_slice(self, step: int) -> None:

@@ -41,6 +41,7 @@ def series_tooltip(series: Series) -> str:
             f"Units: {series.units or 'none (stored values)'}",
             f"Pixel spacing: {spacing_text}",
             f"Frames: {len(series)}",
+            *(f"Warning: {note}" for note in series.notes),
         )
     )
 

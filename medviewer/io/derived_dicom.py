@@ -4,11 +4,22 @@ Decisions, and why:
 
 - SOP class: Secondary Capture Image Storage, whatever the source's class. The class alone tells a PACS,
   a hanging protocol or a reader filtering by class that no modality acquired these pixels. HU still
-  survive: the SC Image IOD (PS3.3 A.8.1.3) includes the Modality LUT and VOI LUT modules, so Rescale
+  survive: the SC Image IOD (PS3.3 A.8.1) includes the Modality LUT and VOI LUT modules, so Rescale
   Slope / Intercept / Type and the windows are part of it, and pydicom and cornerstone-based viewers
-  (OHIF) apply them whatever the class. Image Plane and Frame of Reference are not in that IOD; they are
-  kept as extra Type 3 attributes under the same UID (a Standard Extended SOP Class), so viewers that use
-  them, and our own loader, still place and order the slices.
+  (OHIF) apply them whatever the class.
+- Only what the SC Image IOD holds is kept from the source (`_SC_IMAGE_IOD`, an allow-list per module):
+  a CT's KVP or an MR's echo time described an acquisition these pixels did not come from, and a validator
+  rightly flags them. The exceptions are `STANDARD_EXTENDED_ATTRIBUTES`: Image Plane, Frame of Reference
+  and ImagerPixelSpacing, kept as Type 3 attributes under the same UID (a Standard Extended SOP Class,
+  defined in PS3.2), because our loader and other viewers need them to place and order slices. Imager Pixel
+  Spacing stays what it is (the detector plane): turning it into Pixel Spacing would claim a calibration to
+  the patient that was never done.
+- What the IOD requires is made true of this image rather than copied: Patient Orientation (General Image,
+  Type 2C) is the two direction letters of the row and column vectors (PS3.3 C.7.6.1.1.1), else the
+  source's own if valid, else empty (unknown). Laterality (General Series, Type 2C) is required unless the
+  body part is unpaired or Image Laterality is present, and then must be absent: the source's R or L is
+  kept, an unknown side is written empty. A spacing or patient measurement of 0 means unknown in practice,
+  so it is left out rather than copied; Pixel Aspect Ratio is left out when it is 1:1 or any spacing says it.
 - The General Equipment attributes (optional in an SC image) keep the source's manufacturer and model, so
   the origin stays traceable; the SC Equipment attributes (ConversionType WSD, the secondary capture device
   manufacturer and software) name MedViewer as what made this instance.
@@ -17,13 +28,28 @@ Decisions, and why:
   plus whatever the caller names in `Derivation.codes` (e.g. Smoothing, Unsharp mask). No CID 7203 code
   says "denoised by a network", so the method itself is in DerivationDescription.
 - SourceImageSequence references each source instance with purpose "Source image for image processing
-  operation" (DCM 121322, CID 7202).
+  operation" (DCM 121322, CID 7202), with the frame number for a multi-frame source, even when the source's
+  class is a single-frame one (then the source itself is not conformant, and a validator says so).
 - Raster sources (PNG/TIFF/JPEG/NPY) and no source at all have no patient, study or geometry to keep:
   the patient attributes are present but empty (type 2; a made-up name could be taken for a real patient),
   the study UID is new (derived from the series UID, so every slice of one derived series shares it),
   Modality is OT and there is no Image Plane. 8- and 16-bit unsigned rasters keep their bit depth; other
   integer rasters, and whole numbers without a source, are stored as 16-bit integers (signed if needed);
   float values get a rescale fitted to their range, so they survive to 1/65535 of it.
+
+What David Clunie's validator (dciodvfy, dicom3tools) still says about a derived file, on purpose:
+
+- "Attribute is not present in standard DICOM IOD" once for each `STANDARD_EXTENDED_ATTRIBUTES` keyword
+  the file carries, and once "... this is a Standard Extended SOP Class": the extension above.
+- Laterality "is only permitted to be empty when actually unknown": written empty when the body part may
+  be paired (or is not named) and the source does not say which side; guessing a side would be worse.
+- Complaints about values copied verbatim from the source, which we do not rewrite because that would
+  change what the source recorded: e.g. a person name in a retired form ("Value dubious for this VR ...
+  Retired Person Name form": pydicom's MR_small.dcm names its operator and reader "----").
+- For a raster source only, "Missing attribute or value that would be needed to build DICOMDIR" for Patient
+  ID, Study ID and Series Number: nothing known gives them, and a made-up one could be taken for real.
+No errors: a file that fails the IOD is a bug here, unless the source itself breaks a rule we must copy
+(its own SOP Instance UID, or frames in a single-frame class, as above).
 """
 
 from __future__ import annotations
@@ -37,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
@@ -48,6 +75,8 @@ from medviewer import __version__
 from medviewer.errors import OutputError, UnreadableFileError, one_line
 from medviewer.io.atomic import write_atomically
 from medviewer.io.export import refuse_overwriting_inputs
+from medviewer.io.geometry import edge_labels
+from medviewer.io.header_values import geometry_vector, real_numbers
 from medviewer.io.study import DicomFrame, Frame, RasterFrame, Series
 
 log = logging.getLogger(__name__)
@@ -62,11 +91,210 @@ _LO_LIMIT = 64  # SeriesDescription is LO
 _ST_LIMIT = 1024  # DerivationDescription is ST
 _KEEP_OF_SOURCE_DESCRIPTION = 16  # characters of the source's description worth shortening our note for
 
-# Attributes that describe the source's pixels or frames rather than the image: wrong once the pixels change.
-_TIED_TO_SOURCE_PIXELS = (
+
+def _keywords(text: str) -> tuple[str, ...]:
+    """DICOM keywords written as whitespace-separated words, so that a module's list reads as a table."""
+    return tuple(text.split())
+
+
+# The Secondary Capture Image IOD (PS3.3 A.8.1, Table A.8-1): the top-level attributes of each of its modules
+# (macros included), as the 2022 edition that dicom3tools' validator follows lists them. Retired attributes
+# are left out. Overlay Plane (C.9.2) is in the IOD but left out too: overlays, like the curves of retired
+# group 50xx, are drawn on the source's pixel grid. Whatever else the source carries is dropped.
+_SC_IMAGE_IOD: dict[str, tuple[str, ...]] = {
+    # Patient, C.7.1.1
+    "Patient": _keywords(
+        """
+        PatientName PatientID IssuerOfPatientID IssuerOfPatientIDQualifiersSequence TypeOfPatientID
+        PatientBirthDate PatientBirthDateInAlternativeCalendar PatientDeathDateInAlternativeCalendar
+        PatientAlternativeCalendar PatientSex ReferencedPatientPhotoSequence QualityControlSubject
+        ReferencedPatientSequence PatientBirthTime OtherPatientIDsSequence OtherPatientNames EthnicGroup
+        PatientComments PatientSpeciesDescription PatientSpeciesCodeSequence PatientBreedDescription
+        PatientBreedCodeSequence BreedRegistrationSequence StrainDescription StrainNomenclature
+        StrainCodeSequence StrainAdditionalInformation StrainStockSequence GeneticModificationsSequence
+        ResponsiblePerson ResponsiblePersonRole ResponsibleOrganization PatientIdentityRemoved
+        DeidentificationMethod DeidentificationMethodCodeSequence SourcePatientGroupIdentificationSequence
+        GroupOfPatientsIdentificationSequence
+        """
+    ),
+    # Clinical Trial Subject, C.7.1.3
+    "Clinical Trial Subject": _keywords(
+        """
+        ClinicalTrialSponsorName ClinicalTrialProtocolID ClinicalTrialProtocolName ClinicalTrialSiteID
+        ClinicalTrialSiteName ClinicalTrialSubjectID ClinicalTrialSubjectReadingID
+        ClinicalTrialProtocolEthicsCommitteeName ClinicalTrialProtocolEthicsCommitteeApprovalNumber
+        """
+    ),
+    # General Study, C.7.2.1
+    "General Study": _keywords(
+        """
+        StudyInstanceUID StudyDate StudyTime ReferringPhysicianName ReferringPhysicianIdentificationSequence
+        ConsultingPhysicianName ConsultingPhysicianIdentificationSequence StudyID AccessionNumber
+        IssuerOfAccessionNumberSequence StudyDescription PhysiciansOfRecord
+        PhysiciansOfRecordIdentificationSequence NameOfPhysiciansReadingStudy
+        PhysiciansReadingStudyIdentificationSequence RequestingServiceCodeSequence ReferencedStudySequence
+        ProcedureCodeSequence ReasonForPerformedProcedureCodeSequence
+        """
+    ),
+    # Patient Study, C.7.2.2
+    "Patient Study": _keywords(
+        """
+        AdmittingDiagnosesDescription AdmittingDiagnosesCodeSequence PatientAge PatientSize PatientWeight
+        PatientBodyMassIndex MeasuredAPDimension MeasuredLateralDimension PatientSizeCodeSequence
+        MedicalAlerts Allergies SmokingStatus PregnancyStatus LastMenstrualDate PatientState Occupation
+        AdditionalPatientHistory AdmissionID IssuerOfAdmissionIDSequence ReasonForVisit
+        ReasonForVisitCodeSequence ServiceEpisodeID IssuerOfServiceEpisodeIDSequence
+        ServiceEpisodeDescription PatientSexNeutered
+        """
+    ),
+    # Clinical Trial Study, C.7.2.3
+    "Clinical Trial Study": _keywords(
+        """
+        ClinicalTrialTimePointID ClinicalTrialTimePointDescription LongitudinalTemporalOffsetFromEvent
+        LongitudinalTemporalEventType ConsentForClinicalTrialUseSequence
+        """
+    ),
+    # General Series, C.7.3.1
+    "General Series": _keywords(
+        """
+        Modality SeriesInstanceUID SeriesNumber Laterality SeriesDate SeriesTime PerformingPhysicianName
+        PerformingPhysicianIdentificationSequence ProtocolName SeriesDescription
+        SeriesDescriptionCodeSequence OperatorsName OperatorIdentificationSequence
+        ReferencedPerformedProcedureStepSequence RelatedSeriesSequence BodyPartExamined PatientPosition
+        SmallestPixelValueInSeries LargestPixelValueInSeries RequestAttributesSequence
+        PerformedProcedureStepID PerformedProcedureStepStartDate PerformedProcedureStepStartTime
+        PerformedProcedureStepEndDate PerformedProcedureStepEndTime PerformedProcedureStepDescription
+        PerformedProtocolCodeSequence CommentsOnThePerformedProcedureStep AnatomicalOrientationType
+        """
+    ),
+    # Clinical Trial Series, C.7.3.2
+    "Clinical Trial Series": _keywords(
+        """
+        ClinicalTrialCoordinatingCenterName ClinicalTrialSeriesID ClinicalTrialSeriesDescription
+        """
+    ),
+    # General Equipment, C.7.5.1
+    "General Equipment": _keywords(
+        """
+        Manufacturer InstitutionName InstitutionAddress StationName InstitutionalDepartmentName
+        InstitutionalDepartmentTypeCodeSequence ManufacturerModelName ManufacturerDeviceClassUID
+        DeviceSerialNumber SoftwareVersions GantryID UDISequence DeviceUID SpatialResolution
+        DateOfLastCalibration TimeOfLastCalibration PixelPaddingValue
+        """
+    ),
+    # SC Equipment, C.8.6.1
+    "SC Equipment": _keywords(
+        """
+        ConversionType Modality SecondaryCaptureDeviceID SecondaryCaptureDeviceManufacturer
+        SecondaryCaptureDeviceManufacturerModelName SecondaryCaptureDeviceSoftwareVersions
+        VideoImageFormatAcquired DigitalImageFormatAcquired
+        """
+    ),
+    # General Acquisition, C.7.10.1 (a later addition to the IOD, which dciodvfy 2022 includes)
+    "General Acquisition": _keywords(
+        """
+        AcquisitionUID AcquisitionNumber AcquisitionDate AcquisitionTime AcquisitionDateTime
+        ImagesInAcquisition IrradiationEventUID
+        """
+    ),
+    # General Image, C.7.6.1, with the General Anatomy Optional Macro (Table 10-7)
+    "General Image": _keywords(
+        """
+        InstanceNumber PatientOrientation ContentDate ContentTime ImageType ImageComments
+        QualityControlImage BurnedInAnnotation RecognizableVisualFeatures LossyImageCompression
+        LossyImageCompressionRatio LossyImageCompressionMethod IconImageSequence PresentationLUTShape
+        RealWorldValueMappingSequence ImageLaterality AnatomicRegionSequence
+        PrimaryAnatomicStructureSequence
+        """
+    ),
+    # General Reference, C.12.4
+    "General Reference": _keywords(
+        """
+        ReferencedImageSequence ReferencedInstanceSequence DerivationDescription DerivationCodeSequence
+        SourceImageSequence SourceInstanceSequence
+        """
+    ),
+    # Image Pixel, C.7.6.3
+    "Image Pixel": _keywords(
+        """
+        SamplesPerPixel PhotometricInterpretation Rows Columns BitsAllocated BitsStored HighBit
+        PixelRepresentation PlanarConfiguration PixelAspectRatio SmallestImagePixelValue
+        LargestImagePixelValue RedPaletteColorLookupTableDescriptor GreenPaletteColorLookupTableDescriptor
+        BluePaletteColorLookupTableDescriptor RedPaletteColorLookupTableData
+        GreenPaletteColorLookupTableData BluePaletteColorLookupTableData ICCProfile ColorSpace PixelData
+        PixelDataProviderURL PixelPaddingRangeLimit ExtendedOffsetTable ExtendedOffsetTableLengths
+        """
+    ),
+    # Device, C.7.6.12
+    "Device": _keywords("DeviceSequence"),
+    # Specimen, C.7.6.22
+    "Specimen": _keywords(
+        """
+        ContainerIdentifier IssuerOfTheContainerIdentifierSequence AlternateContainerIdentifierSequence
+        ContainerTypeCodeSequence ContainerDescription ContainerComponentSequence
+        SpecimenDescriptionSequence
+        """
+    ),
+    # SC Image, C.8.6.2, with the Basic Pixel Spacing Calibration Macro (Table 10-10)
+    "SC Image": _keywords(
+        """
+        DateOfSecondaryCapture TimeOfSecondaryCapture NominalScannedPixelSpacing DocumentClassCodeSequence
+        PixelSpacing PixelSpacingCalibrationType PixelSpacingCalibrationDescription
+        """
+    ),
+    # Modality LUT, C.11.1
+    "Modality LUT": _keywords("ModalityLUTSequence RescaleIntercept RescaleSlope RescaleType"),
+    # VOI LUT, C.11.2
+    "VOI LUT": _keywords("VOILUTSequence WindowCenter WindowWidth WindowCenterWidthExplanation VOILUTFunction"),
+    # ICC Profile, C.11.15
+    "ICC Profile": _keywords("ICCProfile ColorSpace"),
+    # SOP Common, C.12.1
+    "SOP Common": _keywords(
+        """
+        SOPClassUID SOPInstanceUID SpecificCharacterSet InstanceCreationDate InstanceCreationTime
+        InstanceCoercionDateTime InstanceCreatorUID RelatedGeneralSOPClassUID OriginalSpecializedSOPClassUID
+        CodingSchemeIdentificationSequence ContextGroupIdentificationSequence
+        MappingResourceIdentificationSequence TimezoneOffsetFromUTC ContributingEquipmentSequence
+        InstanceNumber SOPInstanceStatus SOPAuthorizationDateTime SOPAuthorizationComment
+        AuthorizationEquipmentCertificationNumber MACParametersSequence DigitalSignaturesSequence
+        EncryptedAttributesSequence OriginalAttributesSequence HL7StructuredDocumentReferenceSequence
+        LongitudinalTemporalInformationModified QueryRetrieveView ConversionSourceAttributesSequence
+        ContentQualification PrivateDataElementCharacteristicsSequence InstanceOriginStatus BarcodeValue
+        ReferencedDefinedProtocolSequence ReferencedPerformedProtocolSequence
+        """
+    ),
+    # Common Instance Reference, C.12.2
+    "Common Instance Reference": _keywords(
+        """
+        ReferencedSeriesSequence StudiesContainingOtherReferencedInstancesSequence
+        """
+    ),
+}
+# Attributes outside the SC Image IOD that are kept on purpose (a Standard Extended SOP Class, defined in PS3.2), and
+# why: without them neither our loader nor other viewers can place, order or measure the derived slices.
+STANDARD_EXTENDED_ATTRIBUTES: dict[str, str] = {
+    "ImagePositionPatient": "Image Plane (C.7.6.2): where the slice lies, to place and order slices",
+    "ImageOrientationPatient": "Image Plane (C.7.6.2): the slice's direction, for orientation letters and MPR",
+    "SliceThickness": "Image Plane (C.7.6.2): the thickness the slice represents",
+    "SpacingBetweenSlices": "Image Plane (C.7.6.2): the distance between slices of the series",
+    "SliceLocation": "Image Plane (C.7.6.2): the slice's position along the stack, shown by viewers",
+    "FrameOfReferenceUID": "Frame of Reference (C.7.4.1): which images share one patient coordinate system",
+    "PositionReferenceIndicator": "Frame of Reference (C.7.4.1): the landmark its coordinates start from",
+    "ImagerPixelSpacing": (
+        "projection radiographs (e.g. CR Image, C.8.1.2): spacing at the detector; as Pixel Spacing it would "
+        "claim a calibration to the patient that was never done"
+    ),
+}
+_KEPT_FROM_SOURCE = frozenset(keyword for module in _SC_IMAGE_IOD.values() for keyword in module) | frozenset(
+    STANDARD_EXTENDED_ATTRIBUTES
+)
+# Attributes of the IOD that describe the source's pixels, frames or instance rather than this image: wrong
+# once the pixels change or the instance is new.
+_TIED_TO_THE_SOURCE = (
     "PixelData",
     "FloatPixelData",
     "DoubleFloatPixelData",
+    "PixelDataProviderURL",
     "NumberOfFrames",
     "FrameIncrementPointer",
     "PerFrameFunctionalGroupsSequence",
@@ -96,11 +324,31 @@ _TIED_TO_SOURCE_PIXELS = (
     "PaletteColorLookupTableUID",
     "IconImageSequence",
     "PlanarConfiguration",
-    # A signature or the creator's identity vouches for the source instance, not for this one.
+    # A signature, the creator's identity or an authorisation vouches for the source instance, not for this one.
     "DigitalSignaturesSequence",
     "MACParametersSequence",
+    "EncryptedAttributesSequence",
     "InstanceCreatorUID",
+    "InstanceCoercionDateTime",
+    "InstanceOriginStatus",
+    "SOPInstanceStatus",
+    "SOPAuthorizationDateTime",
+    "SOPAuthorizationComment",
+    "AuthorizationEquipmentCertificationNumber",
+    "QueryRetrieveView",
+    "ConversionSourceAttributesSequence",
+    "PrivateDataElementCharacteristicsSequence",  # about private elements, which are all dropped
+    # The source's class and its relatives are not Secondary Capture's.
     "OriginalSpecializedSOPClassUID",
+    "RelatedGeneralSOPClassUID",
+    # The device that captured a secondary capture source; this instance names MedViewer instead.
+    "SecondaryCaptureDeviceID",
+    "VideoImageFormatAcquired",
+    "DigitalImageFormatAcquired",
+    # The source's own references; this image's source is the source itself (SourceImageSequence).
+    "SourceInstanceSequence",
+    "ReferencedSeriesSequence",
+    "StudiesContainingOtherReferencedInstancesSequence",
 )
 _DISPLAY_OF_GREYSCALE = (
     "RescaleSlope",
@@ -113,6 +361,36 @@ _DISPLAY_OF_GREYSCALE = (
     "VOILUTSequence",
     "PresentationLUTShape",
 )
+# Pixel spacings, each (between rows, between columns); any one of them makes Pixel Aspect Ratio redundant.
+_SPACINGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
+# Patient measurements that scanners fill with 0 when nobody entered them: 0 means unknown, not a weight of 0.
+_PATIENT_MEASUREMENTS = (
+    "PatientSize",
+    "PatientWeight",
+    "PatientBodyMassIndex",
+    "MeasuredAPDimension",
+    "MeasuredLateralDimension",
+)
+# Body Part Examined defined terms (PS3.16 Annex L, CID 4031) that name an unpaired structure, where Laterality
+# must be absent. Every other value (a paired part, a local or misspelt term, none) may be paired, so Laterality
+# is then required, empty when the side is unknown. The list is the one dicom3tools' dciodvfy applies (ILIUM
+# and URETER included), which the validator test checks term by term.
+UNPAIRED_BODY_PARTS = frozenset(
+    _keywords(
+        """
+        ABDOMEN ABDOMENPELVIS AORTA BACK BLADDER BRAIN CEREBELLUM CERVIX CHEST CHESTABDOMEN CHESTABDPELVIS
+        CIRCLEOFWILLIS COCCYX COLON CORONARYARTERY CSPINE CTSPINE DUODENUM ESOPHAGUS FACE GALLBLADDER HEAD
+        HEADNECK HEART ILEUM ILIUM JAW JEJUNUM LARYNX LIVER LSPINE LSSPINE MAXILLA MEDIASTINUM MOUTH NECK
+        NECKCHEST NECKCHESTABDOMEN NECKCHESTABDPELV NOSE PANCREAS PELVIS PENIS PHARYNX PROSTATE RECTUM SCALP
+        SKULL SPINE SPLEEN SSPINE STERNUM STOMACH THYMUS THYROID TLSPINE TONGUE TRACHEA TSPINE URETER URETHRA
+        UTERUS VAGINA VULVA WHOLEBODY
+        """
+    )
+)
+# Patient Orientation letters (PS3.3 C.7.6.1.1.1): a biped's axis of each letter, so that a value names each axis
+# at most once; a quadruped's terms (LE, RT, D, V, CR, CD, R, M, PR, DI, PA, PL) in any order.
+_BIPED_AXIS_OF_LETTER = {"L": 0, "R": 0, "A": 1, "P": 1, "H": 2, "F": 2}
+_QUADRUPED_DIRECTION = re.compile(r"(?:LE|RT|CR|CD|PR|DI|PA|PL|D|V|R|M)+")
 # Syntaxes that always lose information; JPEG 2000 may or may not, so there the file's own tag decides.
 _LOSSY_SYNTAXES = frozenset(
     {
@@ -124,8 +402,6 @@ _LOSSY_SYNTAXES = frozenset(
         pydicom.uid.HEVCM10P51,
     }
 )
-# Overlays (60xx) and curves (50xx) are drawn on the source's pixel grid.
-_GRID_BOUND_GROUPS = ((0x5000, 0x50FF), (0x6000, 0x60FF))
 
 
 @dataclass(frozen=True)
@@ -257,8 +533,13 @@ def _header_from_dicom(frame: DicomFrame, derivation: Derivation, colour: bool) 
         raise UnreadableFileError(header.path, f"cannot read the header again ({error})") from None
     # A Modality LUT Sequence's output is what we are given, as whole numbers: they are stored as they are.
     had_modality_lut = "ModalityLUTSequence" in dataset
-    _drop_what_no_longer_fits(dataset, colour)
+    _keep_what_still_fits(dataset, colour)
     _scale_geometry(dataset, frame, derivation.scale)
+    _settle_pixel_aspect_ratio(dataset)
+    dataset.PatientOrientation = patient_orientation(
+        header.orientation, dataset.get("PatientOrientation"), dataset.get("AnatomicalOrientationType")
+    )
+    _settle_laterality(dataset)
 
     if colour:
         encoding = _Encoding(colour=True)
@@ -311,17 +592,24 @@ def _header_from_dicom(frame: DicomFrame, derivation: Derivation, colour: bool) 
     return dataset, encoding
 
 
-def _drop_what_no_longer_fits(dataset: Dataset, colour: bool) -> None:
-    """Remove what describes the source's pixels, frames or signature rather than the image."""
-    dataset.remove_private_tags()
-    for keyword in _TIED_TO_SOURCE_PIXELS + (_DISPLAY_OF_GREYSCALE if colour else ()):
+def _keep_what_still_fits(dataset: Dataset, colour: bool) -> None:
+    """Keep only the SC Image IOD and the deliberate extensions, less what describes the source's pixels,
+    frames or instance rather than this image, and less values that only mean "unknown"."""
+    for tag in list(dataset.keys()):
+        # Private tags, group lengths, overlays and curves have no keyword in the allow-list either.
+        if keyword_for_tag(tag) not in _KEPT_FROM_SOURCE:
+            del dataset[tag]
+    for keyword in _TIED_TO_THE_SOURCE + (_DISPLAY_OF_GREYSCALE if colour else ()):
         if keyword in dataset:
             del dataset[keyword]
-    for tag in list(dataset.keys()):
-        grid_bound = any(low <= tag.group <= high for low, high in _GRID_BOUND_GROUPS)
-        # Group lengths (gggg,0000) are retired and would be wrong after these edits.
-        if grid_bound or tag.element == 0x0000:
-            del dataset[tag]
+    for keyword in _PATIENT_MEASUREMENTS:
+        if keyword in dataset and _usable_numbers(dataset, keyword, 1) is None:
+            del dataset[keyword]
+
+
+def _usable_numbers(dataset: Dataset, keyword: str, count: int) -> tuple[float, ...] | None:
+    """`count` finite numbers above 0, by the rule the loader reads spacings with; None for anything else."""
+    return geometry_vector({keyword: dataset.get(keyword)}, keyword, count, notes=[], positive=True)
 
 
 def _scale_geometry(dataset: Dataset, frame: DicomFrame, scale: int) -> None:
@@ -335,13 +623,24 @@ def _scale_geometry(dataset: Dataset, frame: DicomFrame, scale: int) -> None:
     row spacing * column direction).
     """
     header = frame.header
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing"):
-        spacing = dataset.get(keyword)
-        if spacing is not None and scale > 1 and len(spacing) == 2:
-            dataset[keyword].value = [_ds(float(value) / scale) for value in spacing]
+    for keyword in _SPACINGS:
+        if keyword not in dataset:
+            continue
+        spacing = _usable_numbers(dataset, keyword, 2)
+        if spacing is None:
+            # 0\0, a negative or a lone value means the spacing is unknown: none at all says so, a copy would not.
+            del dataset[keyword]
+        elif scale > 1:
+            dataset[keyword].value = [_ds(value / scale) for value in spacing]
     patient_spacing = header.pixel_spacing_mm if header.pixel_spacing_source == "PixelSpacing" else None
+    if patient_spacing is not None and not all(np.isfinite(value) and value > 0 for value in patient_spacing):
+        patient_spacing = None
     if "PixelSpacing" not in dataset and patient_spacing is not None:  # enhanced: from the functional groups
         dataset.PixelSpacing = [_ds(value / scale) for value in patient_spacing]
+    if "PixelSpacing" not in dataset:  # the Basic Pixel Spacing Calibration Macro qualifies a Pixel Spacing
+        for keyword in ("PixelSpacingCalibrationType", "PixelSpacingCalibrationDescription"):
+            if keyword in dataset:
+                del dataset[keyword]
     if "ImageOrientationPatient" not in dataset and header.orientation is not None:
         dataset.ImageOrientationPatient = [_ds(value) for value in header.orientation]
 
@@ -364,6 +663,79 @@ def _scale_geometry(dataset: Dataset, frame: DicomFrame, scale: int) -> None:
         dataset.ImagePositionPatient = [_ds(value) for value in position]
 
 
+def _settle_pixel_aspect_ratio(dataset: Dataset) -> None:
+    """Pixel Aspect Ratio (Image Pixel, Type 1C) only where it says something: not 1:1, and no spacing written.
+
+    PS3.3 C.7.6.3.1: required when the ratio is not 1:1 and no Pixel, Imager or Nominal Scanned Pixel Spacing
+    gives the physical spacing; with one of them it must be absent. An empty or malformed ratio is unknown."""
+    if "PixelAspectRatio" not in dataset:
+        return
+    ratio = real_numbers({"PixelAspectRatio": dataset.get("PixelAspectRatio")}, "PixelAspectRatio")
+    usable = len(ratio) == 2 and all(value is not None and value > 0 and value == int(value) for value in ratio)
+    if not usable or ratio[0] == ratio[1] or any(keyword in dataset for keyword in _SPACINGS):
+        del dataset.PixelAspectRatio
+
+
+def patient_orientation(
+    orientation: Sequence[float] | None, source_value: object = None, anatomical_orientation_type: object = None
+) -> list[str] | str:
+    """Patient Orientation (General Image, Type 2C) of an image: the direction of its rows, then its columns.
+
+    From ImageOrientationPatient when known, as the letters of the right and the bottom edge (PS3.3
+    C.7.6.1.1.1: L/R, A/P, H/F, an oblique one by its components in order of size, e.g. "LP"; a resampled
+    image keeps its letters). Otherwise the source's own value if it is valid, else empty: the attribute is
+    required in an SC image, and empty is how DICOM says unknown. A quadruped's letters are not LPS names, so
+    for one only the source's own value can be kept."""
+    quadruped = str(anatomical_orientation_type or "").strip().upper() == "QUADRUPED"
+    labels = None if quadruped else edge_labels(tuple(orientation) if orientation is not None else None)
+    if labels is not None:
+        return [labels.right, labels.bottom]
+    if _is_patient_orientation(source_value, quadruped):
+        return [str(value).strip().upper() for value in source_value]  # type: ignore[union-attr]
+    return ""
+
+
+def _is_patient_orientation(value: object, quadruped: bool) -> bool:
+    """Two values, each naming directions by the standard's letters, a biped's axis at most once per value."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:  # type: ignore[arg-type]
+        return False
+    for direction in value:  # type: ignore[union-attr]
+        text = str(direction).strip().upper()
+        if quadruped:
+            if not _QUADRUPED_DIRECTION.fullmatch(text):
+                return False
+        elif not text or any(letter not in _BIPED_AXIS_OF_LETTER for letter in text):
+            return False
+        elif len({_BIPED_AXIS_OF_LETTER[letter] for letter in text}) != len(text):
+            return False  # "LR", "HF" or a repeated letter names no direction
+    return True
+
+
+def laterality(source_laterality: object, body_part_examined: object, image_laterality_present: bool) -> str | None:
+    """General Series Laterality (Type 2C) for the derived image: "R", "L", "" (unknown) or None (absent).
+
+    PS3.3 C.7.3.1: required when the body part examined is paired and Image Laterality is absent, and
+    absent otherwise. A body part that is not named, or named by a term outside `UNPAIRED_BODY_PARTS`, may be
+    paired, so the attribute is written, with the source's side if it gave R or L, else empty: an unknown
+    side is a warning for a validator, a guessed one would be a wrong image. For an unpaired part the
+    source's side is dropped, since the standard forbids it there."""
+    body_part = str(body_part_examined or "").strip().upper()
+    if image_laterality_present or body_part in UNPAIRED_BODY_PARTS:
+        return None
+    side = str(source_laterality or "").strip().upper()
+    return side if side in ("R", "L") else ""
+
+
+def _settle_laterality(dataset: Dataset) -> None:
+    side = laterality(dataset.get("Laterality"), dataset.get("BodyPartExamined"), "ImageLaterality" in dataset)
+    if side is None:
+        if str(dataset.get("Laterality") or "").strip():
+            log.debug("Laterality %s left out: an unpaired body part, or Image Laterality", dataset.Laterality)
+        dataset.pop("Laterality", None)
+    else:
+        dataset.Laterality = side
+
+
 def _header_without_dicom(
     source: RasterFrame | None, derivation: Derivation, values: np.ndarray, colour: bool
 ) -> tuple[Dataset, _Encoding]:
@@ -383,6 +755,7 @@ def _header_without_dicom(
     dataset.AccessionNumber = ""
     dataset.Modality = "OT"
     dataset.PatientOrientation = ""  # type 2C: required without Image Plane attributes
+    dataset.Laterality = ""  # type 2C: required unless an unpaired body part is named, and none is
     dataset.BurnedInAnnotation = "NO"
     if source is not None and source.image.format == "JPEG":
         dataset.LossyImageCompression = "01"  # JPEG files are lossy-compressed; so is anything made from them

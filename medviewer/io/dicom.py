@@ -321,8 +321,9 @@ def _header_from_elements(path: Path, transfer_syntax: str, elements: dict, floa
         image_type = tuple(image_type.split("\\"))
     elif isinstance(image_type, (bytes, bytearray)):
         image_type = ()
-    # A claim other than exactly 1 is checked against the pixel data (`frame_count`), on the pydicom path.
-    frames = claimed if claimed is not None else 0
+    # Any claim but exactly 1 is checked against the pixel data (`frame_count`) on the pydicom path before
+    # anything is sized by it: a claim of 2**31 frames must not allocate 2**31 of anything.
+    frames = 1 if claimed == 1 else 0
     return DicomFile(
         path=path,
         transfer_syntax_uid=transfer_syntax,
@@ -351,7 +352,7 @@ def _header_from_elements(path: Path, transfer_syntax: str, elements: dict, floa
         pixel_spacing_mm=(spacing[0], spacing[1]) if spacing else None,
         pixel_spacing_source=spacing_source,
         orientation=orientation,
-        positions=[position] * frames,
+        positions=[position],  # one per frame once the frames are counted
         slice_thickness_mm=positive_number(elements, "SliceThickness", notes),
         rescale_slope=slope,
         rescale_intercept=intercept,

@@ -12,13 +12,23 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
+from pydicom.datadict import tag_for_keyword
 from pydicom.pixels import apply_modality_lut
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from medviewer import __version__
 from medviewer.errors import OutputError
-from medviewer.io.derived_dicom import Derivation, series_description, write_derived_series, write_derived_slice
+from medviewer.io.derived_dicom import (
+    _SC_IMAGE_IOD,
+    STANDARD_EXTENDED_ATTRIBUTES,
+    Derivation,
+    laterality,
+    patient_orientation,
+    series_description,
+    write_derived_series,
+    write_derived_slice,
+)
 from medviewer.io.study import Series, load_studies
 from medviewer.io.synthetic import head_phantom_hu, write_ct_series
 
@@ -435,3 +445,168 @@ def test_a_bad_frame_late_in_the_volume_leaves_no_half_series(source_folder, tmp
     with pytest.raises(OutputError, match="NaN or infinite"):
         write_derived_series(series, volume, tmp_path / "out", Derivation.new("m", "Method", 1))
     assert not (tmp_path / "out").exists()
+
+
+def _derived_from(dataset: pydicom.Dataset, folder: Path, scale: int = 1) -> pydicom.Dataset:
+    """The derived image of an edited source, with values of the right size; read back by pydicom."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source_path = folder / "source.dcm"
+    dataset.save_as(source_path)
+    (series,) = load_studies([source_path]).series
+    values = np.kron(series.values(0).astype(np.float64), np.ones((scale, scale)))
+    path = write_derived_slice(series.frames[0], values, folder / "out.dcm", Derivation.new("m", "Method", scale), 1)
+    return pydicom.dcmread(path)
+
+
+# PS3.3 C.7.6.1.1.1: the first value is the direction of the rows (the row vector, towards the right edge), the
+# second the direction of the columns (the column vector, towards the bottom); L, P, H are +x, +y, +z in LPS.
+@pytest.mark.parametrize(
+    ("orientation", "expected"),
+    [
+        ((1, 0, 0, 0, 1, 0), ["L", "P"]),  # axial, as displayed: patient's left on the right, posterior down
+        ((1, 0, 0, 0, 0, -1), ["L", "F"]),  # coronal
+        ((0, 1, 0, 0, 0, -1), ["P", "F"]),  # sagittal
+        ((-1, 0, 0, 0, -1, 0), ["R", "A"]),  # axial, turned 180 degrees
+        # 30 degrees oblique about z: rows mostly left (cos 30 = 0.87) and partly posterior (sin 30 = 0.5),
+        # columns mostly posterior and partly right; the principal direction comes first.
+        (
+            (math.cos(math.pi / 6), math.sin(math.pi / 6), 0, -math.sin(math.pi / 6), math.cos(math.pi / 6), 0),
+            ["LP", "PR"],
+        ),
+    ],
+    ids=["axial", "coronal", "sagittal", "axial-180", "oblique"],
+)
+def test_patient_orientation_names_the_row_then_the_column_direction(orientation, expected):
+    assert patient_orientation(orientation) == expected
+    assert patient_orientation(orientation, ["A", "F"]) == expected  # the vectors win over the source's letters
+
+
+def test_patient_orientation_without_vectors_keeps_a_valid_source_value_else_is_unknown():
+    assert patient_orientation(None, ["L", "F"]) == ["L", "F"]  # a radiograph's own
+    assert patient_orientation(None, ["lp", "F"]) == ["LP", "F"]
+    for invalid in (["X", "P"], ["LR", "F"], ["L"], ["L", ""], "LF", None, ["L", "F", "H"]):
+        assert patient_orientation(None, invalid) == "", invalid
+    # A quadruped's letters are not LPS names: its own value is kept, the vectors are not turned into L/P/H.
+    assert patient_orientation((1, 0, 0, 0, 1, 0), ["LE", "CR"], "QUADRUPED") == ["LE", "CR"]
+    assert patient_orientation((1, 0, 0, 0, 1, 0), None, "QUADRUPED") == ""
+
+
+def test_written_patient_orientation_follows_the_tilted_source_and_survives_upscaling(source_folder, tmp_path):
+    series = _only_series(source_folder)
+    paths = write_derived_series(series, _upscaled(series, 0.0), tmp_path, Derivation.new("bicubic-x2", "Bicubic", 2))
+    # Rows along +x; columns (0, cos 20, sin 20): posterior, and head-wards by sin 20 = 0.34, more than
+    # geometry.SECONDARY_COMPONENT, so the column letters are "PH".
+    assert list(pydicom.dcmread(paths[0]).PatientOrientation) == ["L", "PH"]
+
+
+@pytest.mark.parametrize(
+    ("source_side", "body_part", "image_laterality", "expected"),
+    [
+        ("", None, False, ""),  # nothing named: may be paired, side unknown
+        ("L", None, False, "L"),
+        ("", "KNEE", False, ""),
+        ("r", "BREAST", False, "R"),
+        ("B", "EYE", False, ""),  # B is no Laterality value (R, L only): unknown
+        ("", "KOPF", False, ""),  # a local term: may be paired
+        ("", "CSPINE", False, None),  # unpaired: must be absent
+        ("R", "chest", False, None),
+        ("L", "BREAST", True, None),  # Image Laterality says the side, so Laterality must be absent
+    ],
+)
+def test_laterality_is_written_when_the_body_part_may_be_paired(source_side, body_part, image_laterality, expected):
+    """PS3.3 C.7.3.1: Laterality is required (possibly empty) if the body part examined is paired and Image
+    Laterality is absent, and must be absent otherwise."""
+    assert laterality(source_side, body_part, image_laterality) == expected
+
+
+def test_written_laterality_follows_the_body_part(tmp_path):
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    assert "BodyPartExamined" not in source and source.Laterality == ""
+    assert _derived_from(source, tmp_path / "none").Laterality == ""
+    source.BodyPartExamined, source.Laterality = "HEAD", "R"
+    assert "Laterality" not in _derived_from(source, tmp_path / "head")
+    source.BodyPartExamined = "KNEE"
+    assert _derived_from(source, tmp_path / "knee").Laterality == "R"
+
+
+@pytest.mark.parametrize(
+    "spacing", [[0, 0], [-0.5, 0.5], [0.5], [0.5, 0.5, 0.5]], ids=["zero", "negative", "one", "three"]
+)
+def test_a_spacing_that_means_unknown_is_left_out_not_copied(tmp_path, spacing):
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    source.PixelSpacing = spacing
+    source.ImagerPixelSpacing = spacing
+    source.PixelAspectRatio = [1, 1]
+    for scale in (1, 2):
+        derived = _derived_from(source, tmp_path / str(scale), scale)
+        for absent in ("PixelSpacing", "ImagerPixelSpacing", "PixelAspectRatio"):
+            assert absent not in derived, absent
+        assert "ImagePositionPatient" in derived if scale == 1 else "ImagePositionPatient" not in derived
+        (series,) = load_studies([tmp_path / str(scale) / "out.dcm"]).series
+        assert series.pixel_spacing_mm is None
+
+
+def test_pixel_aspect_ratio_is_kept_only_when_it_alone_says_the_pixels_are_not_square(tmp_path):
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    source.PixelAspectRatio = [4, 3]
+    assert "PixelAspectRatio" not in _derived_from(source, tmp_path / "with-spacing")  # Pixel Spacing says it
+    del source.PixelSpacing
+    assert list(_derived_from(source, tmp_path / "without").PixelAspectRatio) == [4, 3]
+    source.PixelAspectRatio = [2, 2]
+    assert "PixelAspectRatio" not in _derived_from(source, tmp_path / "square")
+    source.PixelAspectRatio = None
+    assert "PixelAspectRatio" not in _derived_from(source, tmp_path / "empty")
+
+
+def test_zero_patient_weight_and_size_mean_unknown_and_are_left_out(tmp_path):
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    assert float(source.PatientWeight) == 0.0
+    source.PatientSize = 0
+    derived = _derived_from(source, tmp_path / "zero")
+    assert "PatientWeight" not in derived and "PatientSize" not in derived
+    source.PatientWeight, source.PatientSize = 72.5, 1.8
+    derived = _derived_from(source, tmp_path / "known")
+    assert (float(derived.PatientWeight), float(derived.PatientSize)) == (72.5, 1.8)
+
+
+def test_acquisition_attributes_are_dropped_while_image_plane_and_frame_of_reference_stay(tmp_path):
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm", download=False))
+    derived = _derived_from(source, tmp_path)
+    # CT Image and CT acquisition attributes (PS3.3 C.8.2.1) are in no module of the SC Image IOD.
+    for dropped in (
+        "KVP",
+        "ScanOptions",
+        "ConvolutionKernel",
+        "ExposureTime",
+        "XRayTubeCurrent",
+        "FilterType",
+        "DataCollectionDiameter",
+        "ReconstructionDiameter",
+        "GantryDetectorTilt",
+        "TableHeight",
+        "ContrastBolusAgent",
+        "DistanceSourceToDetector",
+    ):
+        assert dropped in source and dropped not in derived, dropped
+    for kept in (
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "SliceThickness",
+        "SpacingBetweenSlices",
+        "SliceLocation",
+        "FrameOfReferenceUID",
+        "PositionReferenceIndicator",
+        "PixelSpacing",
+    ):
+        assert derived[kept].value == source[kept].value, kept
+    # Kept from the IOD: General Equipment, General Series, General Acquisition.
+    for kept in ("Manufacturer", "PatientPosition", "AcquisitionNumber"):
+        assert derived[kept].value == source[kept].value, kept
+    assert not any(element.tag.is_private for element in derived)
+
+
+def test_every_kept_keyword_is_a_dicom_keyword():
+    """A misspelt keyword would silently drop what the source carries."""
+    keywords = [keyword for module in _SC_IMAGE_IOD.values() for keyword in module] + list(STANDARD_EXTENDED_ATTRIBUTES)
+    assert [keyword for keyword in keywords if tag_for_keyword(keyword) is None] == []
+    assert len(_SC_IMAGE_IOD) == 21  # PS3.3 Table A.8-1 less Overlay Plane
