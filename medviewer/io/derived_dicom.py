@@ -478,7 +478,7 @@ def write_derived_slice(
     values = np.asarray(values)
     colour = _check_values(source, values, derivation.scale, dest)
     if isinstance(source, DicomFrame):
-        dataset, encoding = _header_from_dicom(source, derivation, colour)
+        dataset, encoding = _header_from_dicom(source, derivation, values, colour)
     else:
         dataset, encoding = _header_without_dicom(source, derivation, values, colour)
     _set_identity(dataset, derivation, instance_number)
@@ -507,7 +507,11 @@ def _check_values(source: Frame | None, values: np.ndarray, scale: int, dest: Pa
         raise OutputError(f"{dest}: need real numbers, got {values.dtype}")
     if np.issubdtype(values.dtype, np.floating) and not np.all(np.isfinite(values)):
         # Writing NaN as some number would put a plausible-looking value where the method failed.
-        raise OutputError(f"{dest}: the enhanced image contains NaN or infinite values; nothing was written")
+        count = int(np.count_nonzero(~np.isfinite(values)))
+        raise OutputError(
+            f"{dest}: {count} values are NaN or infinite (kept from the input where it had them); DICOM pixel data "
+            "cannot hold them, so nothing was written: write .npy to keep them"
+        )
     if source is None:
         return colour
     if isinstance(source, DicomFrame):
@@ -524,7 +528,9 @@ def _check_values(source: Frame | None, values: np.ndarray, scale: int, dest: Pa
     return colour
 
 
-def _header_from_dicom(frame: DicomFrame, derivation: Derivation, colour: bool) -> tuple[Dataset, _Encoding]:
+def _header_from_dicom(
+    frame: DicomFrame, derivation: Derivation, values: np.ndarray, colour: bool
+) -> tuple[Dataset, _Encoding]:
     header = frame.header
     try:
         dataset = pydicom.dcmread(header.path, stop_before_pixels=True, force=True)
@@ -554,6 +560,12 @@ def _header_from_dicom(frame: DicomFrame, derivation: Derivation, colour: bool) 
             slope, intercept = float(_ds(slope)), float(_ds(intercept))
             dataset.RescaleSlope, dataset.RescaleIntercept = _ds(slope), _ds(intercept)
         encoding = _Encoding(colour=False, slope=slope, intercept=intercept)
+        if (header.bits_allocated > 16 or header.float_pixels) and not _fits_16_bits(values, encoding):
+            # 32-bit and float sources (RT dose, parametric maps) do not fit 16-bit samples under their own
+            # rescale: clipping would flatten every pixel. A rescale fitted to the values keeps them to 1/65535
+            # of their range. (A 16-bit source keeps its own rescale; the rare outlier beyond it is clipped.)
+            encoding = _fitted_encoding(values)
+            dataset.RescaleSlope, dataset.RescaleIntercept = _ds(encoding.slope), _ds(encoding.intercept)
         # Required with a rescale in the Modality LUT module (it is optional in the CT Image module).
         dataset.RescaleType = (
             str(dataset.get("RescaleType") or "").strip()
@@ -779,6 +791,15 @@ def _header_without_dicom(
     return dataset, encoding
 
 
+def _fits_16_bits(values: np.ndarray, encoding: _Encoding) -> bool:
+    """Whether every value is a whole stored sample of int16 or uint16 under this rescale."""
+    scaled = (values.astype(np.float64) - encoding.intercept) / encoding.slope
+    if not np.allclose(scaled, np.rint(scaled), rtol=0, atol=1e-6):
+        return False
+    low, high = float(scaled.min()), float(scaled.max())
+    return -(2**15) <= low and high < 2**15 or 0 <= low and high < 2**16
+
+
 def _fitted_encoding(values: np.ndarray) -> _Encoding:
     """Whole numbers that fit 16 bits are stored as they are; anything else over the full uint16 range."""
     finite = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
@@ -976,7 +997,11 @@ def write_derived_series(
     # Checked for the whole volume first, so that a bad frame never leaves half a series behind.
     _check_values(series.frames[0], volume[0], derivation.scale, dest_folder)
     if np.issubdtype(volume.dtype, np.floating) and not np.all(np.isfinite(volume)):
-        raise OutputError(f"{dest_folder}: the enhanced images contain NaN or infinite values; nothing was written")
+        count = int(np.count_nonzero(~np.isfinite(volume)))
+        raise OutputError(
+            f"{dest_folder}: {count} values are NaN or infinite (kept from the input where it had them); DICOM "
+            "pixel data cannot hold them, so nothing was written: write .npy to keep them"
+        )
     names = _file_names(series.frames)
     destinations = [dest_folder / name for name in names]
     protected = [frame.path for frame in series.frames] + list(inputs)

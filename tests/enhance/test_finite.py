@@ -223,7 +223,8 @@ def test_enhance_keeps_them_says_so_and_never_crashes(tmp_path, capsys, argument
     assert "8 pixels NaN or infinite in the input, kept as they were" in captured.out
     enhanced = np.load(output)
     assert np.count_nonzero(~np.isfinite(enhanced)) == 8 * (4 if model == "bicubic-x2" and not arguments else 1)
-    main(["enhance", "--model", model, *arguments, "--json", "-o", str(tmp_path / "o2.npy"), str(tmp_path / "holed.npy")])
+    second = ["enhance", "--model", model, *arguments, "--json", "-o", str(tmp_path / "o2.npy")]
+    main([*second, str(tmp_path / "holed.npy")])
     record = json.loads(capsys.readouterr().out)
     assert record["non_finite_pixels"] == 8 and record["noise_sigma_input"] is not None
 
@@ -235,3 +236,30 @@ def test_enhance_refuses_an_image_with_no_finite_pixel_in_one_line(tmp_path, cap
     assert code == 2 and len(err) == 1
     assert "empty.npy" in err[0] and "all 1024 pixels are NaN or infinite" in err[0]
     assert not (tmp_path / "out.npy").exists()
+
+
+def test_dicom_output_of_an_image_with_non_finite_pixels_is_refused_in_one_line_and_npy_keeps_them(tmp_path, capsys):
+    holed = _with_holes(_image())
+    source = tmp_path / "map.dcm"
+    _float_dicom(source, holed)
+    code = main(["enhance", "--model", "nlm", "-o", str(tmp_path / "out.dcm"), str(source)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "8 values are NaN or infinite" in err[0] and ".npy" in err[0]
+    assert not (tmp_path / "out.dcm").exists()
+    assert main(["enhance", "--model", "nlm", "-o", str(tmp_path / "out.npy"), str(source)]) == 0
+    assert np.count_nonzero(~np.isfinite(np.load(tmp_path / "out.npy"))) == 8
+
+
+def test_a_float_dicom_source_keeps_its_values_in_derived_dicom_through_a_fitted_rescale(tmp_path):
+    from pydicom.pixels import apply_modality_lut
+
+    values = _image() / 1000.0  # fractions: rounding them to whole samples would flatten the image
+    source = tmp_path / "map.dcm"
+    _float_dicom(source, values)
+    assert main(["enhance", "--model", "unsharp", "-o", str(tmp_path / "out.dcm"), str(source)]) == 0
+    (series,) = load_studies([source]).series
+    expected = load_enhancer(discover_models().get("unsharp")).enhance(series.values(0))
+    written = pydicom.dcmread(tmp_path / "out.dcm")
+    stored = apply_modality_lut(written.pixel_array, written)
+    span = float(expected.max() - expected.min())
+    np.testing.assert_allclose(stored, expected, rtol=0, atol=span / 65535)

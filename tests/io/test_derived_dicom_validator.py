@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.datadict import tag_for_keyword
+from pydicom.pixels import apply_modality_lut
 from pydicom.tag import Tag
 
 from medviewer.cli import main
@@ -157,13 +158,16 @@ def test_frames_of_a_multi_frame_source_pass_dciodvfy(tmp_path):
     file of a single-frame class, such as pydicom's SC_rgb_rle_2frame.dcm, makes dciodvfy reject the frame
     number we must still write to say which frame was used.)"""
     (series,) = load_studies([pydicom_file("rtdose.dcm")]).series
-    # The loader gives RT Dose's raw 32-bit stored values; scaled into 16 bits, so that nothing is clipped here.
-    volume = np.stack([series.values(index) for index in range(len(series))]) / 100.0
+    # RT Dose's 32-bit values (795000-1254000) do not fit 16-bit samples: the writer fits a rescale to them.
+    volume = np.stack([series.values(index) for index in range(len(series))])
     paths = write_derived_series(series, volume, tmp_path / "out", Derivation.new("m", "Method", 1))
     assert len(paths) == 15
-    for path in (paths[0], paths[7], paths[-1]):
+    for index, path in ((0, paths[0]), (7, paths[7]), (14, paths[-1])):
         assert_valid(path)
         dataset = pydicom.dcmread(path)
+        written = apply_modality_lut(dataset.pixel_array, dataset)
+        span = float(volume.max() - volume.min())
+        np.testing.assert_allclose(written, volume[index], rtol=0, atol=span / 65535)
         assert list(dataset.PatientOrientation) == ["L", "P"]  # axial
         assert "GridFrameOffsetVector" not in dataset and "DoseGridScaling" not in dataset
 
