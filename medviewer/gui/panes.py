@@ -341,7 +341,7 @@ class ImagePane(QWidget):
         self._readout.hide()
         self._message.setText(message)
         self._message.setVisible(bool(message))
-        self._place_overlays()
+        self.set_label("")  # a label names the image shown; with none, an "ENHANCED" label would name nothing
 
     def has_image(self) -> bool:
         return self.values is not None

@@ -369,3 +369,35 @@ def test_command_line_opens_the_window_or_refuses_a_missing_path(tmp_path, capsy
     assert not wants_viewer(["info", "scan.dcm"]) and not wants_viewer(["--version"])
     assert main([str(tmp_path / "missing.dcm")]) == 2
     assert capsys.readouterr().err.strip() == f"medviewer: error: {tmp_path / 'missing.dcm'}: file not found"
+
+
+def test_a_slice_without_a_result_carries_no_enhanced_label(qtbot, window):
+    _enhance_slice(qtbot, window, "nlm", "noise:25")
+    assert "ENHANCED" in window.grid.pane("enhanced").label_text()
+    window.go_to_slice(3)  # not enhanced
+    assert window.grid.pane("enhanced").values is None
+    assert window.grid.pane("enhanced").label_text() == ""
+
+
+def test_an_image_with_nan_and_infinity_opens_enhances_and_says_how_many(qtbot, isolated_settings, tmp_path):
+    from medviewer.gui.main_window import MainWindow
+
+    rows, columns = np.mgrid[0:96, 0:96]
+    image = (800 * np.exp(-((rows - 48) ** 2 + (columns - 48) ** 2) / 500.0)).astype(np.float32)
+    image += np.random.default_rng(0).normal(0, 20, image.shape).astype(np.float32)
+    image[10:14, 20:25] = np.nan
+    image[60, 60] = np.inf
+    np.save(tmp_path / "holed.npy", image)
+    main = MainWindow(isolated_settings)
+    qtbot.addWidget(main)
+    main.show()
+    with qtbot.waitSignal(main.sliceShown, timeout=20000):
+        main.open_paths([tmp_path / "holed.npy"])
+    qtbot.waitUntil(lambda: main.registry is not None and not main._load_jobs, timeout=60000)
+    assert "21 pixels of this slice are NaN or infinite" in main.status_text.text()
+    evaluation = _enhance_slice(qtbot, main, "nlm", "noise:25")
+    assert evaluation.non_finite_pixels == 21
+    assert np.isnan(main.grid.pane("enhanced").values[10:14, 20:25]).all()
+    assert np.isposinf(main.grid.pane("enhanced").values[60, 60])
+    assert main.metrics_panel.cell_text(0, 0).replace(".", "").isdigit()  # a PSNR over the finite pixels
+    assert main.last_error is None
