@@ -412,24 +412,34 @@ def _apply_functional_groups(header: DicomFile, dataset: Dataset) -> None:
         return None
 
     first_frame = per_frame[0] if len(per_frame) else None
+
+    def first(sequence: str, keyword: str) -> dict:
+        return {keyword: lookup(first_frame, sequence, keyword)}
+
+    # The same checks as the top-level elements (`header_values`), on the values the groups hold.
+    notes = header.notes
     if header.orientation is None:
-        orientation = lookup(first_frame, "PlaneOrientationSequence", "ImageOrientationPatient")
-        if orientation is not None and len(orientation) == 6:
-            header.orientation = tuple(float(value) for value in orientation)
+        orientation = geometry_vector(
+            first("PlaneOrientationSequence", "ImageOrientationPatient"), "ImageOrientationPatient", 6, notes
+        )
+        header.orientation = orientation if orientation is not None and _is_orientation(orientation) else None
     if header.pixel_spacing_mm is None:
-        spacing = lookup(first_frame, "PixelMeasuresSequence", "PixelSpacing")
-        if spacing is not None and len(spacing) == 2:
-            header.pixel_spacing_mm = (float(spacing[0]), float(spacing[1]))
-            header.pixel_spacing_source = "PixelSpacing"
+        spacing = geometry_vector(first("PixelMeasuresSequence", "PixelSpacing"), "PixelSpacing", 2, notes, True)
+        if spacing is not None:
+            header.pixel_spacing_mm, header.pixel_spacing_source = (spacing[0], spacing[1]), "PixelSpacing"
     if header.slice_thickness_mm is None:
-        thickness = lookup(first_frame, "PixelMeasuresSequence", "SliceThickness")
-        header.slice_thickness_mm = float(thickness) if thickness is not None else None
-    if header.rescale_slope is None:
-        slope = lookup(first_frame, "PixelValueTransformationSequence", "RescaleSlope")
-        intercept = lookup(first_frame, "PixelValueTransformationSequence", "RescaleIntercept")
-        if slope is not None and intercept is not None:
-            header.rescale_slope, header.rescale_intercept = float(slope), float(intercept)
-            header.rescale_type = str(lookup(first_frame, "PixelValueTransformationSequence", "RescaleType") or "")
+        header.slice_thickness_mm = positive_number(
+            first("PixelMeasuresSequence", "SliceThickness"), "SliceThickness", notes
+        )
+    if header.rescale_slope is None and not header.float_pixels:
+        values = {
+            keyword: lookup(first_frame, "PixelValueTransformationSequence", keyword)
+            for keyword in ("RescaleSlope", "RescaleIntercept", "RescaleType")
+        }
+        if values["RescaleSlope"] is not None and values["RescaleIntercept"] is not None:
+            signed = header.pixel_representation == 1
+            header.rescale_slope, header.rescale_intercept = rescale(header.path, values, header.bits_stored, signed)
+            header.rescale_type = str(values["RescaleType"] or "")
     if not header.windows:
         voi = {
             key: lookup(first_frame, "FrameVOILUTSequence", key)
@@ -437,11 +447,15 @@ def _apply_functional_groups(header: DicomFile, dataset: Dataset) -> None:
         }
         header.windows = _windows(_float_list(voi["WindowCenter"]), _float_list(voi["WindowWidth"]), voi)
     if len(per_frame) == header.number_of_frames and all(p is None for p in header.positions):
-        positions = []
-        for frame_group in per_frame:
-            position = lookup(frame_group, "PlanePositionSequence", "ImagePositionPatient")
-            positions.append(tuple(float(v) for v in position) if position is not None and len(position) == 3 else None)
-        header.positions = positions
+        header.positions = [
+            geometry_vector(
+                {"ImagePositionPatient": lookup(group, "PlanePositionSequence", "ImagePositionPatient")},
+                "ImagePositionPatient",
+                3,
+                notes,
+            )
+            for group in per_frame
+        ]
 
 
 def _first_item(dataset: Dataset | None, keyword: str) -> Dataset | None:

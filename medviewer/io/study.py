@@ -190,7 +190,7 @@ class Series:
             if not isinstance(frame, DicomFrame) or id(frame.header) in seen:
                 continue
             seen.add(id(frame.header))
-            for note in frame.header.notes:
+            for note in dict.fromkeys(frame.header.notes):  # once per file, however many frames repeat it
                 files_by_note.setdefault(note, []).append(frame.path)
         notes = []
         for note, paths in files_by_note.items():
