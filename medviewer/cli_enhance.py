@@ -16,7 +16,7 @@ from medviewer.enhance.degrade import Degradation, parse_degradation
 from medviewer.enhance.device import choose_device, describe_device
 from medviewer.enhance.engine import Enhancer, load_enhancer
 from medviewer.enhance.evaluation import Evaluation, check_simulation_fits, paired, simulate, without_reference
-from medviewer.errors import MedViewerError, NoFinitePixelsError, OutputError, UnknownModelError, UnreadableFileError
+from medviewer.errors import MedViewerError, OutputError, UnknownModelError, UnreadableFileError
 from medviewer.io.derived_dicom import Derivation, write_derived_slice
 from medviewer.io.export import EXPORT_SUFFIXES, write_image
 from medviewer.io.study import DicomFrame, RasterFrame, Series, load_studies
@@ -161,8 +161,12 @@ def _enhance_one(
 ) -> dict:
     try:
         return _enhance_series(job, enhancer, degradation, seed, protected, derivations)
-    except NoFinitePixelsError as error:  # the engine does not know the file; the user needs its name
-        raise NoFinitePixelsError(f"{job.input}: {error}") from None
+    except MedViewerError as error:
+        # The engine and the metrics do not know the file (an image too small for SSIM, one with no finite
+        # pixel); with several inputs the user needs its name.
+        if str(job.input) in str(error) or (job.reference is not None and str(job.reference) in str(error)):
+            raise
+        raise MedViewerError(f"{job.input}: {error}") from None
 
 
 def _enhance_series(

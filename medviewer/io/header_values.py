@@ -150,8 +150,9 @@ def rescale(path, elements: Mapping[str, object], bits_stored: int, signed: bool
     if slope is not None and slope == 0:
         raise InvalidHeaderError(path, "RescaleSlope", elements.get("RescaleSlope"), "a slope of 0 erases the image")
     largest_stored = 2.0 ** (bits_stored - 1 if signed else bits_stored)
-    if abs(slope or 1.0) * largest_stored + abs(intercept or 0.0) > _FLOAT32_MAX:
-        raise InvalidHeaderError(
-            path, "RescaleSlope", elements.get("RescaleSlope"), "stored values would overflow float32 in units"
-        )
+    reach = abs(slope or 1.0) * largest_stored
+    if reach + abs(intercept or 0.0) > _FLOAT32_MAX:
+        # Name the field that takes the values out of range.
+        keyword = "RescaleIntercept" if abs(intercept or 0.0) >= reach else "RescaleSlope"
+        raise InvalidHeaderError(path, keyword, elements.get(keyword), "stored values would overflow float32 in units")
     return slope, intercept

@@ -106,6 +106,7 @@ def read_raster(path: Path) -> RasterImage:
             image = _read_tiff(path, stream, size)
         else:
             image = _read_pillow(path, stream, fmt, head)
+    _check_float32_range(path, image.pixels)
     log.debug(
         "read %s: %s %s frames=%d colour=%s bits=%d",
         path,
@@ -143,6 +144,22 @@ def _sniff(head: bytes) -> str | None:
         if head.startswith(signature):
             return description
     return None
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(path: Path, pixels: np.ndarray) -> None:
+    """Refuse finite values beyond float32: values in units are float32 everywhere after loading, and a
+    1e308 turned silently into infinity would be shown, measured and exported as a value the file never had."""
+    if pixels.dtype.kind != "f" or pixels.dtype.itemsize <= 4:
+        return
+    finite = pixels[np.isfinite(pixels)]
+    largest = float(np.abs(finite).max()) if finite.size else 0.0
+    if largest > _FLOAT32_MAX:
+        raise UnreadableFileError(
+            path, f"values up to {largest:.3g} are beyond the float32 range (+-{_FLOAT32_MAX:.3g}) images are shown in"
+        )
 
 
 def _check_frame_size(path: Path, rows: int, cols: int) -> None:

@@ -263,3 +263,25 @@ def test_a_float_dicom_source_keeps_its_values_in_derived_dicom_through_a_fitted
     stored = apply_modality_lut(written.pixel_array, written)
     span = float(expected.max() - expected.min())
     np.testing.assert_allclose(stored, expected, rtol=0, atol=span / 65535)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".tif"])
+def test_float64_values_beyond_float32_are_refused_not_turned_into_infinity(tmp_path, capsys, suffix):
+    values = np.where(np.random.default_rng(0).random((16, 16)) > 0.5, 1e308, -1e308)
+    path = tmp_path / f"huge{suffix}"
+    if suffix == ".npy":
+        np.save(path, values)
+    else:
+        import tifffile
+
+        tifffile.imwrite(path, values)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and path.name in err[0] and "beyond the float32 range" in err[0]
+
+
+def test_an_image_too_small_to_measure_is_refused_naming_the_file(tmp_path, capsys):
+    np.save(tmp_path / "tiny.npy", np.arange(20, dtype=np.float32)[None])
+    code = main(["enhance", "--model", "nlm", "-o", str(tmp_path / "out.npy"), str(tmp_path / "tiny.npy")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "tiny.npy" in err[0] and "3x3" in err[0]

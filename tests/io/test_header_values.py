@@ -55,6 +55,7 @@ def _ct_with(folder: Path, name: str = "ct.dcm", **changes) -> Path:
         ("RescaleIntercept", ("LO", "inf"), "invalid RescaleIntercept 'inf': not a finite number"),
         ("RescaleIntercept", ("LO", "x"), "invalid RescaleIntercept 'x': not a number"),
         ("RescaleSlope", ("DS", "1e38"), "invalid RescaleSlope 1e+38: stored values would overflow float32"),
+        ("RescaleIntercept", ("DS", "1e300"), "invalid RescaleIntercept 1e+300: stored values would overflow float32"),
     ],
 )
 def test_a_field_that_cannot_describe_the_image_is_refused_by_name(tmp_path, capsys, keyword, change, message):
