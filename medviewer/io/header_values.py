@@ -47,6 +47,19 @@ def as_number(value: object) -> float | None:
     return None
 
 
+def _one_number(path, keyword: str, value: object) -> tuple[float, object]:
+    """The number a single-valued field holds, and the value it came from (for the message), or
+    InvalidHeaderError when there are several values or the one is not a number."""
+    if is_multiple(value):
+        if len(value) != 1:
+            raise InvalidHeaderError(path, keyword, value, "expected one value")
+        value = value[0]
+    number = as_number(value)
+    if number is None:
+        raise InvalidHeaderError(path, keyword, value, "not a number")
+    return number, value
+
+
 def whole_number(
     path,
     elements: Mapping[str, object],
@@ -62,13 +75,7 @@ def whole_number(
         if default is _MISSING:
             raise InvalidHeaderError(path, keyword, None, "an image needs it")
         return default  # type: ignore[return-value]
-    if is_multiple(value):
-        if len(value) != 1:
-            raise InvalidHeaderError(path, keyword, value, "expected one value")
-        value = value[0]
-    number = as_number(value)
-    if number is None:
-        raise InvalidHeaderError(path, keyword, value, "not a number")
+    number, value = _one_number(path, keyword, value)
     if not math.isfinite(number) or number != int(number):
         raise InvalidHeaderError(path, keyword, value, "not a whole number")
     whole = int(number)
@@ -136,13 +143,7 @@ def rescale(path, elements: Mapping[str, object], bits_stored: int, signed: bool
         if _absent(value):
             found[keyword] = None
             continue
-        if is_multiple(value):
-            if len(value) != 1:
-                raise InvalidHeaderError(path, keyword, value, "expected one value")
-            value = value[0]
-        number = as_number(value)
-        if number is None:
-            raise InvalidHeaderError(path, keyword, value, "not a number")
+        number, value = _one_number(path, keyword, value)
         if not math.isfinite(number):
             raise InvalidHeaderError(path, keyword, value, "not a finite number")
         found[keyword] = number
