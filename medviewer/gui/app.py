@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -33,6 +34,9 @@ def application() -> QApplication:
 def run_viewer(paths: list[Path]) -> int:
     logging.getLogger("pydicom").setLevel(logging.CRITICAL)  # we report problems ourselves, in one line
     app = application()
+    # Collect cyclic garbage only from the event loop, never inside a Qt call: a Qt object freed by a
+    # collection that happens to run inside, say, QObject::disconnect deadlocks or crashes the viewer.
+    collector = GarbageCollector(interval=1.0)  # noqa: F841 - kept alive for the life of the event loop
     window = MainWindow()
     window.show()
     app.aboutToQuit.connect(window.stop_jobs)
