@@ -1,0 +1,201 @@
+"""Export: a run's best (EMA) generator as safetensors plus the model card the viewer's registry reads.
+
+The card states the recipe, the validation figures beside the baselines, the data summary (counts,
+modalities, sizes; never patient data), training time and device, and for translation that the output is
+synthetic. The weights and card are written atomically into the user models folder (or `--to`), where the
+viewer's model panel finds them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medviewer.io.atomic import write_atomically
+from medviewer.models.card import card_from_json
+from medviewer.models.registry import network_entry, user_models_folder
+from medviewer.models.weights import save_weights
+from trainer import checkpoint
+from trainer.loops import PARADIGM_MODULES
+from trainer.recipe import Recipe
+from trainer.run import CHECKPOINT_FOLDER, RunError, build_generator, read_run, validation_history
+
+_DEFAULT_USE = {
+    "denoise": "Reducing noise in grey-level images like those it was trained on, for viewing beside the original.",
+    "super-resolution": "Upscaling grey-level images like those it was trained on, for viewing beside the original.",
+    "translation": "Research on unpaired modality translation; the output is synthetic, never a measurement.",
+    "contrast": "Contrast enhancement for viewing beside the original.",
+}
+_DEFAULT_LIMITS = (
+    "Trained by the user's own run; figures hold for its validation split only. Not a medical device: never "
+    "read an enhanced image in place of the acquired one."
+)
+_SYNTHETIC = (
+    " Its output is SYNTHETIC: a translation invented by a network trained on unpaired images, not a "
+    "measurement of the patient; it must never be read as an acquired image."
+)
+
+
+def model_id_for(name: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "model"
+    return cleaned[:64]
+
+
+def chosen_checkpoint(folder: Path) -> tuple[int, Path, dict[str, Any] | None]:
+    """The checkpoint with the best validation PSNR (the run keeps it), else the newest."""
+    found = dict(checkpoint.checkpoints(folder / CHECKPOINT_FOLDER))
+    if not found:
+        raise RunError(f"{folder} has no checkpoint yet; train it first (`medviewer-train resume {folder}`)")
+    history = [record for record in validation_history(folder) if record["step"] in found]
+    if history:
+        best = max(history, key=lambda record: record["psnr"])
+        return best["step"], found[best["step"]], best
+    step = max(found)
+    return step, found[step], None
+
+
+def _start_event(folder: Path) -> dict[str, Any]:
+    path = folder / "events.jsonl"
+    start: dict[str, Any] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("event") == "start":
+                start = record
+    return start
+
+
+def export_run(folder: Path, to: Path | None = None, model_id: str | None = None, onnx: bool = False) -> list[Path]:
+    """Write `<id>.safetensors` and `<id>.json` (and `<id>-reverse.*` for CycleGAN's second generator)."""
+    folder = Path(folder)
+    recipe, settings = read_run(folder)
+    step, path, validation = chosen_checkpoint(folder)
+    saved = checkpoint.load_checkpoint(path)
+    to = Path(to).expanduser() if to is not None else user_models_folder()
+    to.mkdir(parents=True, exist_ok=True)
+    model_id = model_id_for(model_id or folder.name)
+    paradigm = PARADIGM_MODULES[recipe.recipe.paradigm]
+    start = _start_event(folder)
+    summary = json.loads((folder / "data.json").read_text(encoding="utf-8")) if (folder / "data.json").exists() else {}
+    written = []
+    for index, generator_name in enumerate(paradigm.GENERATORS):
+        network = build_generator(recipe.model.architecture, recipe.model.arguments)
+        weights = saved["state"]["ema"].get(generator_name) or saved["state"]["networks"][generator_name]
+        network.load_state_dict(weights)
+        network.eval()
+        this_id = model_id if index == 0 else f"{model_id[:56]}-reverse"
+        card = _card(
+            this_id, recipe, settings, network, step, validation, saved, start, summary, folder, reverse=index == 1
+        )
+        card_from_json(card, default_weights=f"{this_id}.safetensors")  # the registry's own check, before writing
+        weights_path = save_weights(
+            network, to / f"{this_id}.safetensors", metadata={"run": folder.name, "step": str(step)}
+        )
+        text = json.dumps(card, indent=2) + "\n"
+        card_path = write_atomically(
+            to / f"{this_id}.json", lambda temporary, text=text: temporary.write_text(text, "utf-8")
+        )
+        network_entry(card_path)  # exactly what the viewer will do: fails loudly if the pair does not load
+        written += [weights_path, card_path]
+        if onnx:
+            from trainer.onnx_export import export_onnx
+
+            written.append(export_onnx(network, to / f"{this_id}.onnx"))
+    return written
+
+
+def _card(model_id, recipe: Recipe, settings, network, step, validation, saved, start, summary, folder, reverse):
+    task = recipe.recipe.task
+    degradations = (validation or {}).get("by_degradation") or {}
+    if degradations:
+        spec, figures = next(iter(degradations.items()))
+    elif validation is not None and "by_domain" in validation:
+        label = "b" if reverse else "a"
+        figures = validation["by_domain"][label]
+        spec = f"cycle {'B->A->B' if reverse else 'A->B->A'} reconstruction"
+    else:
+        spec, figures = "none", {"psnr": 0.0, "ssim": 0.0}
+    splits = summary.get("splits", {})
+    validation_split = splits.get("val", {})
+    train_split = splits.get("train", {})
+    images = (
+        f"{validation_split.get('images', '?')} images of {validation_split.get('series', '?')} held-out series "
+        f"({', '.join(validation_split.get('modalities', {})) or 'unknown modality'}); up to "
+        f"{recipe.data.val_images} whole images scored"
+    )
+    training_data = (
+        f"{train_split.get('series', '?')} series / {train_split.get('images', '?')} images "
+        f"({', '.join(f'{k}: {v}' for k, v in train_split.get('modalities', {}).items())}; sizes "
+        f"{', '.join(train_split.get('sizes', [])[:6])}) from the user's folders, split by series "
+        f"(validation {validation_split.get('series', '?')} series, test {splits.get('test', {}).get('series', '?')}); "
+        + (
+            f"degradation {recipe.data.degradation} drawn per patch"
+            if recipe.data.pairing == "synthetic"
+            else f"{recipe.data.pairing} folders"
+        )
+    )
+    name = recipe.recipe.name or recipe.model.architecture
+    limits = recipe.recipe.limits or _DEFAULT_LIMITS
+    if task == "translation":
+        limits += _SYNTHETIC
+    card: dict[str, Any] = {
+        "id": model_id,
+        "name": f"{name}{' (reverse)' if reverse else ''} [{folder.name}]",
+        "task": task,
+        "scale": int(network.scale),
+        "architecture": recipe.model.architecture,
+        "arguments": recipe.model.arguments,
+        "parameters": int(sum(parameter.numel() for parameter in network.parameters())),
+        "training_data": training_data,
+        "recipe": recipe.to_json(),
+        "validation": {
+            "psnr": round(float(figures["psnr"]), 3),
+            "ssim": round(float(figures["ssim"]), 4),
+            "degradation": spec,
+            "images": images,
+        },
+        "date": datetime.date.today().isoformat(),
+        "intended_use": recipe.recipe.intended_use or _DEFAULT_USE[task],
+        "limits": limits,
+        "weights": f"{model_id}.safetensors",
+        "validation_by_degradation": degradations,
+        "baselines": start.get("baselines"),
+        "baseline_method": start.get("classical"),
+        "data_summary": summary,
+        "perceptual_network": start.get("perceptual", "none"),
+        "training": {
+            "run": folder.name,
+            "recipe_file": settings.recipe_name,
+            "step": step,
+            "steps": recipe.run.steps,
+            "seconds": round(float(saved.get("elapsed_seconds", 0.0)), 1),
+            "device": saved.get("device", "unknown"),
+            "processes": saved.get("processes", 1),
+            "code_version": settings.code_version,
+            "torch": settings.torch_version,
+            "init": settings.init,
+        },
+    }
+    if task == "translation":
+        card["synthetic_output"] = True
+        card["cycle_validation"] = validation.get("by_domain") if validation else None
+    return card
+
+
+def load_run_generator(folder: Path) -> tuple[torch.nn.Module, Recipe]:
+    """The generator export would write (best EMA weights), for `eval RUN_DIR`."""
+    recipe, _ = read_run(folder)
+    _, path, _ = chosen_checkpoint(Path(folder))
+    saved = checkpoint.load_checkpoint(path)
+    name = PARADIGM_MODULES[recipe.recipe.paradigm].GENERATORS[0]
+    network = build_generator(recipe.model.architecture, recipe.model.arguments)
+    network.load_state_dict(saved["state"]["ema"].get(name) or saved["state"]["networks"][name])
+    return network.eval(), recipe
