@@ -33,6 +33,7 @@ SHORTCUTS: tuple[tuple[str, str, str], ...] = (
     ("enhance_series", "Ctrl+Shift+E", "Enhance the whole series"),
     ("compare_models", "Ctrl+M", "Compare the checked models on this slice"),
     ("cancel", "Esc", "Cancel the running enhancement or load"),
+    ("train_model", "Ctrl+T", "Train a model (the training dialog)"),
     ("export_slice", "Ctrl+S", "Export the enhanced slice"),
     ("export_figure", "Ctrl+Shift+S", "Export a side-by-side figure"),
     ("shortcuts", "F1", "This list"),

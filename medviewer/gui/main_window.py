@@ -50,6 +50,7 @@ from medviewer.io.window import CT_PRESETS, Window, auto_window, dragged_window
 
 if TYPE_CHECKING:  # these import torch, which the window must not wait for before the first slice
     from medviewer.enhance.evaluation import Evaluation
+    from medviewer.gui.training_dialog import TrainingDialog
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def discover_job(context: JobContext):
 class MainWindow(QMainWindow):
     sliceShown = Signal(int)  # after the panes show slice N (tests and the benchmark wait on it)
     errorShown = Signal(str)
+    modelsListed = Signal(object)  # the ModelRegistry, each time the models are (re)discovered
 
     def __init__(self, settings: ViewerSettings | None = None, models_job: bool = True):
         super().__init__()
@@ -125,6 +127,9 @@ class MainWindow(QMainWindow):
         self._work_job: BackgroundJob | None = None
         self._want_models = models_job
         self._models_job: BackgroundJob | None = None
+        self._list_models_again = False  # a refresh asked for while discovery was running
+        self._select_after_listing: list[Path] = []  # cards a training run just exported
+        self.training_dialog: TrainingDialog | None = None
         self._value_span_cache: tuple[str, int, float] | None = None
         self._build_widgets()
         self._build_actions()
@@ -185,6 +190,7 @@ class MainWindow(QMainWindow):
         self.model_panel.enhanceSeriesRequested.connect(self.enhance_series)
         self.model_panel.compareRequested.connect(self.compare_models)
         self.model_panel.pairedReferenceRequested.connect(self._choose_paired_reference)
+        self.model_panel.fineTuneRequested.connect(self.fine_tune_model)
         self.metrics_panel = MetricsPanel()
         self.compare_view = CompareView()
         self.compare_view.resultChosen.connect(self.show_comparison_result)
@@ -290,6 +296,15 @@ class MainWindow(QMainWindow):
         enhance_menu.addAction(add("compare_models", "Compare checked models", self.compare_models))
         enhance_menu.addAction(add("cancel", "Cancel", self.cancel_work))
 
+        train_menu = menu.addMenu("&Train")
+        train_menu.addAction(add("train_model", "Train a model…", lambda: self.open_training_dialog()))
+        fine_tune = add("fine_tune", "Fine-tune the selected model…", self._fine_tune_selected, shortcut=False)
+        fine_tune.setEnabled(False)
+        self.model_panel.selectedEntryChanged.connect(
+            lambda entry: fine_tune.setEnabled(self.model_panel.can_fine_tune())
+        )
+        train_menu.addAction(fine_tune)
+
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(add("shortcuts", "Keyboard shortcuts", self.show_shortcuts))
         about = QAction("About MedViewer", self)
@@ -339,6 +354,8 @@ class MainWindow(QMainWindow):
         self.settings.set_cine_fps(self.cine_fps.value())
         self.settings.sync()
         self.stop_jobs()
+        if self.training_dialog is not None:
+            self.training_dialog.close()
         super().closeEvent(event)
 
     def stop_jobs(self) -> None:
@@ -348,6 +365,8 @@ class MainWindow(QMainWindow):
             if job is not None and job.running:
                 job.cancel()
                 job.wait(30000)
+        if self.training_dialog is not None:  # a run stops with a checkpoint; Resume continues it next time
+            self.training_dialog.stop_for_exit()
 
     # ==========================================================================================
     # messages and progress
@@ -480,18 +499,85 @@ class MainWindow(QMainWindow):
         """After the first slice is on screen: discovering models imports torch, which takes seconds."""
         if not self._want_models or self._models_job is not None:
             return
+        self._discover_models()
+
+    def refresh_models(self) -> None:
+        """List the models again (a training run exported one): the panel shows new cards without a restart."""
+        if self._models_job is not None and self._models_job.running:
+            self._list_models_again = True  # the running discovery may have read the folder before the export
+            return
+        self._discover_models()
+
+    def _discover_models(self) -> None:
         job = BackgroundJob(discover_job, "models", self)
         job.succeeded.connect(self._on_registry)
         job.failed.connect(lambda text: self.show_error(f"models could not be listed: {text}"))
+        job.finished.connect(self._on_discovery_finished)
         self._models_job = job
         job.start()
+
+    def _on_discovery_finished(self) -> None:
+        if self._list_models_again:
+            self._list_models_again = False
+            self._discover_models()
 
     def _on_registry(self, registry) -> None:
         self.registry = registry
         self.model_panel.set_registry(registry)
-        self.model_panel.set_busy(False)
+        self.model_panel.set_busy(self._work_job is not None and self._work_job.running)
+        if self.training_dialog is not None:
+            self.training_dialog.set_models(registry.entries)
         if registry.skipped:
             self.show_status(f"{len(registry.skipped)} model(s) not loaded: {registry.skipped[0].reason}")
+        self._select_exported(registry)
+        self.modelsListed.emit(registry)
+
+    def _select_exported(self, registry) -> None:
+        """Show the card of the model a training run just exported, so the user sees what was made."""
+        wanted = {path.resolve() for path in self._select_after_listing}
+        if not wanted:
+            return
+        for entry in registry.entries:
+            if entry.card_path is not None and entry.card_path.resolve() in wanted:
+                self._select_after_listing = []
+                self.model_panel.select_model(entry.id)
+                self.show_status(f"Trained model {entry.id} added to the Models panel")
+                return
+
+    # ==========================================================================================
+    # training
+    # ==========================================================================================
+    def open_training_dialog(self, model_id: str | None = None) -> TrainingDialog:
+        """Train > Train a model…: one non-modal dialog for the window's life (a run outlives closing it)."""
+        if self.training_dialog is None:
+            from medviewer.gui.training_dialog import TrainingDialog
+
+            entries = self.registry.entries if self.registry is not None else ()
+            self.training_dialog = TrainingDialog(entries, parent=self)
+            self.training_dialog.modelsExported.connect(self._on_models_exported)
+        dialog = self.training_dialog
+        if model_id is not None and self.registry is not None:
+            try:
+                dialog.prefill_for_model(self.registry.get(model_id))
+            except MedViewerError as error:
+                self.show_error(str(error))
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        return dialog
+
+    def fine_tune_model(self, model_id: str) -> TrainingDialog:
+        """The model panel's "Fine-tune this model…": the dialog set to start from that network."""
+        return self.open_training_dialog(model_id)
+
+    def _fine_tune_selected(self) -> None:
+        entry = self.model_panel.selected_entry()
+        if entry is not None and entry.kind == "network":
+            self.fine_tune_model(entry.id)
+
+    def _on_models_exported(self, files: list[Path]) -> None:
+        self._select_after_listing = [Path(path) for path in files if Path(path).suffix == ".json"]
+        self.refresh_models()
 
     def _choose_paired_reference(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QRadioButton,
     QTextBrowser,
@@ -126,6 +127,7 @@ class ModelPanel(QWidget):
     compareRequested = Signal()
     pairedReferenceRequested = Signal()
     selectedEntryChanged = Signal(object)  # ModelEntry or None
+    fineTuneRequested = Signal(str)  # the id of a network to train further (Train > the training dialog)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -137,6 +139,8 @@ class ModelPanel(QWidget):
         self._tree.setHeaderHidden(True)
         self._tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._tree.itemSelectionChanged.connect(self._on_selection_changed)
+        self._tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self._tree.customContextMenuRequested.connect(self._show_context_menu)
 
         self._skipped_toggle = QToolButton()
         self._skipped_toggle.setCheckable(True)
@@ -150,6 +154,9 @@ class ModelPanel(QWidget):
 
         self._details = QTextBrowser()
         self._details.setOpenExternalLinks(False)
+        self._fine_tune = QPushButton("Fine-tune this model…")
+        self._fine_tune.setToolTip("Train this network further on your images (opens the training dialog)")
+        self._fine_tune.clicked.connect(self._request_fine_tune)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -157,6 +164,7 @@ class ModelPanel(QWidget):
         layout.addWidget(self._skipped_toggle)
         layout.addWidget(self._skipped_list)
         layout.addWidget(self._details, 2)
+        layout.addWidget(self._fine_tune, 0, Qt.AlignmentFlag.AlignRight)
         layout.addWidget(self._build_reference_box())
         layout.addLayout(self._build_buttons())
         self.set_registry(self._registry)
@@ -223,6 +231,11 @@ class ModelPanel(QWidget):
         for item in self._model_items():
             state = Qt.CheckState.Checked if item.data(0, _MODEL_ID_ROLE) in wanted else Qt.CheckState.Unchecked
             item.setCheckState(0, state)
+
+    def can_fine_tune(self) -> bool:
+        """Only a network can be trained further; a classical method has no weights."""
+        entry = self.selected_entry()
+        return entry is not None and entry.kind == "network"
 
     def details_text(self) -> str:
         return self._details.toPlainText()
@@ -327,8 +340,24 @@ class ModelPanel(QWidget):
     def _on_selection_changed(self) -> None:
         entry = self.selected_entry()
         self._show_details(entry)
+        self._fine_tune.setEnabled(self.can_fine_tune())
         self._fit_degradation(entry)
         self.selectedEntryChanged.emit(entry)
+
+    def _request_fine_tune(self) -> None:
+        if self.can_fine_tune():
+            self.fineTuneRequested.emit(self.selected_entry().id)
+
+    def _show_context_menu(self, position: QPoint) -> None:
+        item = self._tree.itemAt(position)
+        if item is None or item.data(0, _MODEL_ID_ROLE) is None:
+            return
+        self._tree.setCurrentItem(item)
+        menu = QMenu(self)
+        action = menu.addAction("Fine-tune this model…", self._request_fine_tune)
+        action.setEnabled(self.can_fine_tune())
+        menu.exec(self._tree.viewport().mapToGlobal(position))
+        menu.deleteLater()
 
     def _on_mode_toggled(self, _id: int, on: bool) -> None:
         # Not a lambda returning `on and ...`: PySide6 mishandles a bool returned by a slot (abort at exit).
