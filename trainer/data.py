@@ -315,7 +315,7 @@ class PatchDataset(Dataset):
         if self.mode == "unpaired":
             first = self._crop(rng, [(self.pools[0], storage[0])])[0]
             second = self._crop(rng, [(self.pools[1], storage[1])])[0]
-            return {"a": _tensor(self._intensity(rng, first)), "b": _tensor(self._intensity(rng, second))}
+            return {"a": _tensor(self._intensity(rng, first)[0]), "b": _tensor(self._intensity(rng, second)[0])}
         if self.mode == "paired":
             low, high = self._crop(rng, [(self.pools[0], storage[0]), (self.pools[1], storage[1])])
             low, high = self._intensity(rng, low, high)

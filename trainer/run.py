@@ -131,6 +131,7 @@ def prepare_run(
                 if not Path(folder).exists()
                 else f"data folder {folder} is not a folder"
             )
+    check_networks(recipe)
     check_data(recipe, [Path(path).expanduser() for path in data_folders])
     folder = Path(runs_folder).expanduser() / name
     if folder.exists() and any(folder.iterdir()):
@@ -150,6 +151,14 @@ def prepare_run(
     text = recipe.to_toml()
     (folder / RECIPE_FILE).write_text(text, encoding="utf-8")
     return folder
+
+
+def check_networks(recipe: Recipe) -> None:
+    """Build the recipe's networks on the meta device (shapes only, nothing allocated) to refuse arguments an
+    architecture does not take, or a generator that does not fit the data, before a run folder exists."""
+    with torch.device("meta"):
+        networks = PARADIGM_MODULES[recipe.recipe.paradigm].networks(recipe, build_generator, build_discriminator)
+    _check_fit(recipe, networks[PARADIGM_MODULES[recipe.recipe.paradigm].GENERATORS[0]])
 
 
 def check_data(recipe: Recipe, folders: list[Path]) -> None:
@@ -278,7 +287,7 @@ def _train_feature_network(network: SmallFeatureEncoder, recipe: Recipe, pool: d
         loss.backward()
         optimiser.step()
     network.eval()
-    save_weights(network, path, metadata={"purpose": "perceptual feature network", "final_l1": f"{float(loss):.5f}"})
+    save_weights(network, path, metadata={"purpose": "perceptual feature network", "final_l1": f"{float(loss.detach()):.5f}"})
     torch.set_rng_state(generator_state)
 
 
