@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -128,24 +129,37 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "recipes":
         return _list_recipes()
     if arguments.command == "run":
+        from trainer.distributed import from_environment
         from trainer.recipe import find_recipe
 
-        recipe_path = find_recipe(arguments.recipe)
-        name = arguments.name or runs.default_run_name(recipe_path.stem)
-        folder = runs.prepare_run(
-            recipe_path,
-            arguments.overrides,
-            arguments.data,
-            arguments.out or default_runs_folder(),
-            name,
-            arguments.device,
-            arguments.init,
-            arguments.export,
-        )
-        return _train_and_export(folder, [], arguments.export)
+        context = from_environment(_device_kind(arguments.device))
+        folder, problem = None, None
+        if context.is_main:  # one process creates the run; under torchrun the others are told where it is
+            try:
+                recipe_path = find_recipe(arguments.recipe)
+                name = arguments.name or runs.default_run_name(recipe_path.stem)
+                folder = runs.prepare_run(
+                    recipe_path,
+                    arguments.overrides,
+                    arguments.data,
+                    arguments.out or default_runs_folder(),
+                    name,
+                    arguments.device,
+                    arguments.init,
+                    arguments.export,
+                )
+            except MedViewerError as error:
+                problem = error
+        folder, message = context.broadcast_object((folder, str(problem) if problem else None))
+        if problem is not None:
+            raise problem
+        if message is not None:
+            raise MedViewerError(message)
+        return _train_and_export(folder, [], arguments.export if context.is_main else None)
     if arguments.command == "resume":
         runs.read_run(arguments.run_folder)
-        return _train_and_export(arguments.run_folder, arguments.overrides, arguments.export)
+        is_main = os.environ.get("RANK", "0") == "0"
+        return _train_and_export(arguments.run_folder, arguments.overrides, arguments.export if is_main else None)
     if arguments.command == "export":
         from trainer.export import export_run
 
@@ -170,6 +184,12 @@ def _dispatch(arguments: argparse.Namespace) -> int:
         emit({"event": "eval", **result})
         return 0
     raise AssertionError(arguments.command)
+
+
+def _device_kind(preference: str) -> str:
+    from medviewer.enhance.device import choose_device
+
+    return choose_device(preference).type
 
 
 def _train_and_export(folder: Path, overrides: list[str], export_to: str | None) -> int:

@@ -287,7 +287,9 @@ def _train_feature_network(network: SmallFeatureEncoder, recipe: Recipe, pool: d
         loss.backward()
         optimiser.step()
     network.eval()
-    save_weights(network, path, metadata={"purpose": "perceptual feature network", "final_l1": f"{float(loss.detach()):.5f}"})
+    save_weights(
+        network, path, metadata={"purpose": "perceptual feature network", "final_l1": f"{float(loss.detach()):.5f}"}
+    )
     torch.set_rng_state(generator_state)
 
 
