@@ -16,8 +16,8 @@ import sys
 
 import torch
 
-from tests.trainer.conftest import FAST, REPO_ROOT, run_trainer, trainer_environment
 from medviewer.models.architectures import build_architecture
+from tests.trainer.conftest import FAST, REPO_ROOT, run_trainer, trainer_environment
 from trainer.checkpoint import checkpoints, load_checkpoint
 
 RELATIVE_TOLERANCE = 0.01
