@@ -123,7 +123,7 @@ class DiscriminatorSection:
     arguments: dict[str, Any] = field(default_factory=dict)
     # pix2pix's discriminator judges (input, output) pairs; SRGAN's and CycleGAN's judge the output alone.
     conditional: bool = False
-    lr: float = 0.0  # 0: the generator's learning rate
+    learning_rate: float = 0.0  # 0: the generator's (optimiser.lr)
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class OptimiserSection:
     schedule: str = "cosine"
     min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step schedule, fractions of steps
-    gamma: float = 0.1  # step schedule factor per milestone
+    step_factor: float = 0.1  # step schedule: the learning rate is multiplied by this at each milestone
     decay_start: float = 0.5  # linear-decay: fraction of steps at full lr before the linear fall to 0
     grad_clip: float = 0.0  # max gradient norm; 0: off
     ema_decay: float = 0.999  # 0: no EMA; validation and export use the EMA weights when on
@@ -439,7 +439,7 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         ("loss.identity_weight", recipe.loss.identity_weight, 0.0),
         ("loss.image_pool", recipe.loss.image_pool, 0),
         ("loss.perceptual_pretrain_steps", recipe.loss.perceptual_pretrain_steps, 1),
-        ("discriminator.lr", recipe.discriminator.lr, 0.0),
+        ("discriminator.learning_rate", recipe.discriminator.learning_rate, 0.0),
     ):
         at_least(key, value, low)
     if not 0 < recipe.optimiser.lr <= 1:

@@ -511,7 +511,11 @@ def _train_reported(folder, recipe, settings, context, device, paradigm, latest,
     optimisers, base_lrs = {}, {}
     for name, members in paradigm.OPTIMISERS.items():
         is_discriminator = "discriminator" in name
-        lr = recipe.discriminator.lr if is_discriminator and recipe.discriminator.lr > 0 else recipe.optimiser.lr
+        lr = (
+            recipe.discriminator.learning_rate
+            if is_discriminator and recipe.discriminator.learning_rate > 0
+            else recipe.optimiser.lr
+        )
         parameters = [parameter for member in members for parameter in generator_networks[member].parameters()]
         optimisers[name] = _optimiser(recipe, parameters, lr)
         base_lrs[name] = lr

@@ -9,7 +9,7 @@ from trainer.recipe import OptimiserSection
 
 def learning_rate_factor(settings: OptimiserSection, step: int, steps: int) -> float:
     """Multiplier of the base learning rate for (0-based) `step` of a `steps`-long run: linear warm-up over
-    `warmup_steps`, then 'constant', 'cosine' (to `min_lr_ratio`, Loshchilov & Hutter 2017), 'step' (x gamma
+    `warmup_steps`, then 'constant', 'cosine' (to `min_lr_ratio`, Loshchilov & Hutter 2017), 'step' (x step_factor
     at each milestone fraction) or 'linear-decay' (full until `decay_start`, then linearly to 0, as CycleGAN)."""
     warmup = settings.warmup_steps
     if warmup and step < warmup:
@@ -22,7 +22,7 @@ def learning_rate_factor(settings: OptimiserSection, step: int, steps: int) -> f
         low = settings.min_lr_ratio
         return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
     if settings.schedule == "step":
-        return settings.gamma ** sum(progress >= milestone for milestone in settings.milestones)
+        return settings.step_factor ** sum(progress >= milestone for milestone in settings.milestones)
     if settings.schedule == "linear-decay":
         if progress < settings.decay_start:
             return 1.0

@@ -1,0 +1,129 @@
+"""Export writes safetensors plus a model card the viewer's registry accepts; the viewer's engine reproduces
+the validation figure; eval scores a run or a model id; --init fine-tunes from an exported model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from medviewer.enhance.engine import load_enhancer
+from medviewer.metrics import psnr
+from medviewer.models.registry import discover_models
+from tests.trainer.conftest import FAST
+from trainer import run as runs
+from trainer.cli import main
+from trainer.data import scan_folder, split_series, validation_images
+from trainer.export import export_run
+from trainer.recipe import load_recipe, shipped_recipes
+
+TINY = [
+    *FAST,
+    "optimiser.lr=2e-3",
+    "model.arguments={widths=[8,16,32],blocks=[1,1,1]}",
+    "steps=40",
+    "validate_every=20",
+    "checkpoint_every=20",
+]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, phantom_folder):
+    runs_folder = tmp_path_factory.mktemp("runs")
+    folder = runs.prepare_run(
+        shipped_recipes()["msdenoiser"], TINY, [phantom_folder], runs_folder, "denoiser-a", "cpu", None
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        runs.train(folder)
+    return folder
+
+
+def test_export_writes_weights_and_a_card_the_registry_lists(trained_run, tmp_path):
+    written = export_run(trained_run, tmp_path / "models")
+    assert sorted(path.name for path in written) == ["denoiser-a.json", "denoiser-a.safetensors"]
+    registry = discover_models([tmp_path / "models"])
+    assert not registry.skipped
+    entry = registry.get("denoiser-a")
+    card = entry.card
+    assert card.task == "denoise" and card.architecture == "msdenoiser" and card.scale == 1
+    history = json.loads((trained_run / "validation.json").read_text())
+    best = max(history, key=lambda record: record["psnr"])
+    assert card.validation.degradation == "noise:15"
+    assert card.validation.psnr == pytest.approx(best["by_degradation"]["noise:15"]["psnr"], abs=1e-3)
+    extra = card.extra
+    assert extra["training"]["step"] == best["step"] and extra["training"]["device"].startswith("cpu")
+    assert set(extra["baselines"]["noise:25"]) == {"input", "classical"} and extra["baseline_method"] == "nlm"
+    assert extra["data_summary"]["splits"]["train"]["series"] == 6
+    assert extra["perceptual_network"] == "none"
+    assert "PNG" in card.training_data and "split by series" in card.training_data
+    assert json.loads(card.recipe)["run"]["steps"] == 40
+
+
+def test_the_viewer_engine_reproduces_the_validation_figure(trained_run, tmp_path, phantom_folder):
+    export_run(trained_run, tmp_path / "models")
+    enhancer = load_enhancer(discover_models([tmp_path / "models"]).get("denoiser-a"), "cpu")
+    recipe = load_recipe(trained_run / "recipe.toml")
+    splits = split_series(scan_folder(phantom_folder, 0), recipe)
+    images = validation_images(splits["val"], recipe, recipe.data.val_images, recipe.val_degradations)
+    scores = [psnr(image.reference, enhancer.enhance_normalised_image(image.inputs["noise:25"])) for image in images]
+    card = discover_models([tmp_path / "models"]).get("denoiser-a").card
+    assert float(np.mean(scores)) == pytest.approx(
+        card.extra["validation_by_degradation"]["noise:25"]["psnr"], abs=1e-3
+    )
+
+
+def test_export_command_and_eval_of_run_and_model(trained_run, tmp_path, phantom_folder, capsys, monkeypatch):
+    assert main(["export", str(trained_run), "--to", str(tmp_path / "models"), "--id", "My Denoiser"]) == 0
+    event = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert event["event"] == "export" and any(path.endswith("my-denoiser.json") for path in event["files"])
+    assert main(["eval", str(trained_run), "--data", str(phantom_folder), "--degrade", "noise:25", "--limit", "3"]) == 0
+    from_run = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert from_run["images"] == 3 and from_run["baseline"] == "nlm"
+    assert from_run["model_psnr"] > from_run["input_psnr"]
+    monkeypatch.setenv("MEDVIEWER_MODELS_DIR", str(tmp_path / "models"))
+    assert main(["eval", "my-denoiser", "--data", str(phantom_folder), "--degrade", "noise:25", "--limit", "3"]) == 0
+    from_model = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert from_model["model_psnr"] == pytest.approx(from_run["model_psnr"], abs=1e-6)
+
+
+def test_init_fine_tunes_from_an_exported_model_and_from_a_weights_file(
+    trained_run, tmp_path, phantom_folder, monkeypatch
+):
+    export_run(trained_run, tmp_path / "models")
+    monkeypatch.setenv("MEDVIEWER_MODELS_DIR", str(tmp_path / "models"))
+    # The recipe's own (default-size) model is replaced by the registered model's architecture and arguments.
+    folder = runs.prepare_run(
+        shipped_recipes()["msdenoiser"],
+        [*FAST, "steps=1", "validate_every=1"],
+        [phantom_folder],
+        tmp_path / "runs",
+        "tuned",
+        "cpu",
+        "denoiser-a",
+    )
+    assert load_recipe(folder / "recipe.toml").model.arguments == {"widths": [8, 16, 32], "blocks": [1, 1, 1]}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        runs.train(folder)
+    events = [json.loads(line) for line in output.getvalue().splitlines()]
+    first_validation = next(event for event in events if event["event"] == "val")
+    # One step at a tiny learning rate from trained weights scores near them, far above a fresh network.
+    history = json.loads((trained_run / "validation.json").read_text())
+    assert first_validation["psnr"] > max(record["psnr"] for record in history) - 1.0
+    weights = tmp_path / "models" / "denoiser-a.safetensors"
+    folder = runs.prepare_run(
+        shipped_recipes()["msdenoiser"], TINY, [phantom_folder], tmp_path / "runs", "from-file", "cpu", str(weights)
+    )
+    assert json.loads((folder / "run.json").read_text())["init"] == str(weights.resolve())
+
+
+def test_a_run_without_checkpoints_cannot_be_exported(tmp_path, phantom_folder, capsys):
+    folder = runs.prepare_run(
+        shipped_recipes()["msdenoiser"], TINY, [phantom_folder], tmp_path / "runs", "empty", "cpu", None
+    )
+    assert main(["export", str(folder), "--to", str(tmp_path / "models")]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
