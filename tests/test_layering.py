@@ -51,3 +51,36 @@ def test_the_viewer_window_starts_without_torch():
     )
     finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert finished.stdout.strip() == "False"
+
+
+TRAINER_MODULES = [
+    "trainer.cli",
+    "trainer.run",
+    "trainer.data",
+    "trainer.export",
+    "trainer.evaluate",
+    "trainer.onnx_export",
+    "trainer.distributed",
+]
+
+
+def test_the_trainer_imports_the_core_never_the_gui():
+    program = (
+        "import sys\n"
+        + "".join(f"import {module}\n" for module in TRAINER_MODULES)
+        + "print(','.join(sorted(name for name in sys.modules if name.startswith('medviewer.gui') or "
+        "name.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6'))))\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == ""
+
+
+def test_the_viewer_never_imports_the_trainer():
+    """Training runs as a separate process (`python -m trainer`), so the GUI never imports the package."""
+    program = (
+        "import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "import medviewer.gui.app, medviewer.gui.main_window, medviewer.gui.training_dialog\n"
+        "print(any(name == 'trainer' or name.startswith('trainer.') for name in sys.modules))\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert finished.stdout.strip() == "False"
