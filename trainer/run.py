@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import signal
 import subprocess
 import time
@@ -30,6 +31,7 @@ from medviewer.enhance.degrade import degraded_baseline
 from medviewer.enhance.device import choose_device, describe_device
 from medviewer.enhance.engine import NetworkEnhancer
 from medviewer.errors import MedViewerError
+from medviewer.io.atomic import write_atomically
 from medviewer.metrics import score
 from medviewer.models.architectures import Discriminator, ImageNetwork, build_architecture
 from medviewer.models.classical import classical_method
@@ -149,7 +151,7 @@ def prepare_run(
     )
     data.write_json(folder / RUN_FILE, settings.to_json())
     text = recipe.to_toml()
-    (folder / RECIPE_FILE).write_text(text, encoding="utf-8")
+    write_atomically(folder / RECIPE_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     return folder
 
 
@@ -445,6 +447,9 @@ def train(folder: Path, overrides: list[str] | None = None) -> dict[str, Any]:
         ):
             raise RunError("resume may change only run.steps, run.checkpoint_every and run.log_every")
         recipe = extended
+        if os.environ.get("RANK", "0") == "0":  # the run folder describes the run as it now is
+            text = recipe.to_toml()
+            write_atomically(folder / RECIPE_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     preferred = choose_device(settings.device)
     context = from_environment(preferred.type)
     try:

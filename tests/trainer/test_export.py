@@ -127,3 +127,18 @@ def test_a_run_without_checkpoints_cannot_be_exported(tmp_path, phantom_folder, 
     assert main(["export", str(folder), "--to", str(tmp_path / "models")]) == 2
     assert "no checkpoint yet" in capsys.readouterr().err
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_resume_may_extend_a_finished_run_but_not_change_it(trained_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_run, copy)
+    assert main(["resume", str(copy), "--set", "batch=4"]) == 2
+    assert "only run.steps" in capsys.readouterr().err
+    assert main(["resume", str(copy)]) == 0  # already at its length: reports done and stops
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["event"] == "done"
+    assert main(["resume", str(copy), "--set", "steps=50"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["step"] == 40 and events[-1]["step"] == 50
+    assert load_recipe(copy / "recipe.toml").run.steps == 50
