@@ -46,7 +46,9 @@ def trainer_environment(models_folder: Path | None = None) -> dict[str, str]:
     return environment
 
 
-def run_trainer(*arguments: str, models_folder: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_trainer(
+    *arguments: str, models_folder: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         trainer_command(*arguments),
         capture_output=True,

@@ -28,8 +28,20 @@ def test_recipes_lists_every_shipped_recipe_one_line_each():
     assert result.returncode == 0, result.stderr
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == sorted(names)
-    for expected in ("srcnn-x2", "srcnn-x4", "vdsr-x2", "vdsr-x4", "srgan-cbam-x4", "srresnet-cbam-x4", "msdenoiser",
-                     "dncnn", "pix2pix-denoiser", "dagan-denoiser", "lowdose-denoiser", "cyclegan-xray-ct"):
+    for expected in (
+        "srcnn-x2",
+        "srcnn-x4",
+        "vdsr-x2",
+        "vdsr-x4",
+        "srgan-cbam-x4",
+        "srresnet-cbam-x4",
+        "msdenoiser",
+        "dncnn",
+        "pix2pix-denoiser",
+        "dagan-denoiser",
+        "lowdose-denoiser",
+        "cyclegan-xray-ct",
+    ):
         assert expected in names
 
 
@@ -82,23 +94,38 @@ def test_a_folder_with_one_series_is_refused(tmp_path, phantom_folder):
 
 
 def test_patches_larger_than_every_image_are_refused(tmp_path, phantom_folder):
-    result = run_trainer("run", "msdenoiser", "--data", str(phantom_folder), "--out", str(tmp_path / "runs"),
-                         "--set", "patch=128")
+    result = run_trainer(
+        "run", "msdenoiser", "--data", str(phantom_folder), "--out", str(tmp_path / "runs"), "--set", "patch=128"
+    )
     _one_line_error(result, "128x128", "data.patch")
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path, phantom_folder):
     (tmp_path / "runs" / "taken").mkdir(parents=True)
     (tmp_path / "runs" / "taken" / "run.json").write_text("{}")
-    result = run_trainer("run", "msdenoiser", "--data", str(phantom_folder), "--out", str(tmp_path / "runs"),
-                         "--name", "taken")
+    result = run_trainer(
+        "run", "msdenoiser", "--data", str(phantom_folder), "--out", str(tmp_path / "runs"), "--name", "taken"
+    )
     _one_line_error(result, "already exists", "resume")
 
 
 def test_run_reports_json_lines_and_writes_the_run_folder(tmp_path, phantom_folder):
     result = run_trainer(
-        "run", "msdenoiser", "--data", str(phantom_folder), "--out", str(tmp_path / "runs"), "--name", "first",
-        "--device", "cpu", "--set", *TINY_DENOISER, "steps=20", "validate_every=10", "checkpoint_every=10",
+        "run",
+        "msdenoiser",
+        "--data",
+        str(phantom_folder),
+        "--out",
+        str(tmp_path / "runs"),
+        "--name",
+        "first",
+        "--device",
+        "cpu",
+        "--set",
+        *TINY_DENOISER,
+        "steps=20",
+        "validate_every=10",
+        "checkpoint_every=10",
     )
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
@@ -111,8 +138,15 @@ def test_run_reports_json_lines_and_writes_the_run_folder(tmp_path, phantom_fold
     assert set(validation["by_degradation"]) == {"noise:15", "noise:25", "noise:50"}
     assert set(events[0]["baselines"]["noise:25"]) == {"input", "classical"}
     folder = tmp_path / "runs" / "first"
-    for name in ("recipe.toml", "run.json", "split.json", "data.json", "metrics.csv", "events.jsonl",
-                 "validation.json"):
+    for name in (
+        "recipe.toml",
+        "run.json",
+        "split.json",
+        "data.json",
+        "metrics.csv",
+        "events.jsonl",
+        "validation.json",
+    ):
         assert (folder / name).is_file(), name
     run = json.loads((folder / "run.json").read_text())
     assert run["code_version"] and run["data"] == [str(phantom_folder.resolve())]

@@ -27,18 +27,40 @@ TINY = {
     "srresnet-cbam-x4": (600, ["data.patch=48", "optimiser.lr=2e-3", "model.arguments={scale=4,blocks=2,width=16}"]),
     "srgan-cbam-x4": (
         650,
-        ["data.patch=48", "optimiser.lr=2e-3", "model.arguments={scale=4,blocks=2,width=16}",
-         "discriminator.arguments={width=8}", "pretrain_steps=600", "perceptual_pretrain_steps=20"],
+        [
+            "data.patch=48",
+            "optimiser.lr=2e-3",
+            "model.arguments={scale=4,blocks=2,width=16}",
+            "discriminator.arguments={width=8}",
+            "pretrain_steps=600",
+            "perceptual_pretrain_steps=20",
+        ],
     ),
     "msdenoiser": (60, ["optimiser.lr=2e-3", "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]),
     "lowdose-denoiser": (60, ["optimiser.lr=2e-3", "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]),
     "dncnn": (60, ["optimiser.lr=2e-3", "model.arguments={depth=6,width=16}"]),
-    "pix2pix-denoiser": (60, ["optimiser.lr=2e-3", "model.arguments={depth=3,width=8}",
-                              "discriminator.arguments={width=8,layers=2}"]),
-    "dagan-denoiser": (100, ["optimiser.lr=2e-3", "model.arguments={depth=3,width=8}",
-                             "discriminator.arguments={width=8,layers=2}", "perceptual_pretrain_steps=20"]),
-    "cyclegan-xray-ct": (60, ["data.patch=64", "data.batch=2", "model.arguments={width=8,blocks=2}",
-                              'discriminator.arguments={width=8,layers=2,norm="instance"}']),
+    "pix2pix-denoiser": (
+        60,
+        ["optimiser.lr=2e-3", "model.arguments={depth=3,width=8}", "discriminator.arguments={width=8,layers=2}"],
+    ),
+    "dagan-denoiser": (
+        100,
+        [
+            "optimiser.lr=2e-3",
+            "model.arguments={depth=3,width=8}",
+            "discriminator.arguments={width=8,layers=2}",
+            "perceptual_pretrain_steps=20",
+        ],
+    ),
+    "cyclegan-xray-ct": (
+        60,
+        [
+            "data.patch=64",
+            "data.batch=2",
+            "model.arguments={width=8,blocks=2}",
+            'discriminator.arguments={width=8,layers=2,norm="instance"}',
+        ],
+    ),
 }
 
 
@@ -70,8 +92,9 @@ def test_recipe_trains(recipe_name, phantom_folder, second_domain_folder, tmp_pa
         overrides = [item for item in overrides if item != "data.batch=8"]
     events = train_events(recipe_name, data, overrides, tmp_path / "runs")
     assert events[-1]["event"] == "done" and events[-1]["step"] == steps
-    generator_losses = [event["losses"].get("pixel", event["losses"].get("cycle")) for event in events
-                        if event["event"] == "step"]
+    generator_losses = [
+        event["losses"].get("pixel", event["losses"].get("cycle")) for event in events if event["event"] == "step"
+    ]
     first, last = _first_and_last(generator_losses)
     assert last < 0.8 * first, f"{recipe_name}: the content loss did not fall: {generator_losses}"
     validations = [event for event in events if event["event"] == "val"]

@@ -49,10 +49,18 @@ def _assert_same_tensors(first, second, where=""):
 
 
 def _killed_then_resumed(recipe, data, overrides, runs, name):
-    command = trainer_command("run", recipe, "--data", *data, "--out", str(runs), "--name", name, "--device", "cpu",
-                              "--set", *overrides)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                               env=trainer_environment(), cwd=REPO_ROOT, start_new_session=True)
+    command = trainer_command(
+        "run", recipe, "--data", *data, "--out", str(runs), "--name", name, "--device", "cpu", "--set", *overrides
+    )
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=trainer_environment(),
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
     killed_after = None
     try:
         for line in process.stdout:
@@ -76,8 +84,9 @@ def _killed_then_resumed(recipe, data, overrides, runs, name):
 
 def _compare_with_uninterrupted(recipe, data, overrides, tmp_path):
     runs = tmp_path / "runs"
-    whole = run_trainer("run", recipe, "--data", *data, "--out", str(runs), "--name", "whole", "--device", "cpu",
-                        "--set", *overrides)
+    whole = run_trainer(
+        "run", recipe, "--data", *data, "--out", str(runs), "--name", "whole", "--device", "cpu", "--set", *overrides
+    )
     assert whole.returncode == 0, whole.stderr
     resumed_folder = _killed_then_resumed(recipe, data, overrides, runs, "killed")
     step_whole, state_whole = _final_state(runs / "whole")
@@ -109,18 +118,37 @@ def test_kill_9_then_resume_equals_an_uninterrupted_cycle_gan_run(tmp_path, phan
         'discriminator.arguments={width=4,layers=2,norm="instance"}',
         "loss.image_pool=4",
     ]
-    _compare_with_uninterrupted("cyclegan-xray-ct", [str(phantom_folder), str(second_domain_folder)], overrides,
-                                tmp_path)
+    _compare_with_uninterrupted(
+        "cyclegan-xray-ct", [str(phantom_folder), str(second_domain_folder)], overrides, tmp_path
+    )
 
 
 def test_sigterm_checkpoints_and_exits_130(tmp_path, phantom_folder):
     """What the viewer's Cancel sends: the run saves where it is, so no step is lost, and says how to resume."""
-    overrides = [*SETTINGS, "steps=100000", "checkpoint_every=100000", "validate_every=100000",
-                 "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]
-    command = trainer_command("run", "msdenoiser", "--data", str(phantom_folder), "--out", str(tmp_path / "runs"),
-                              "--name", "cancelled", "--device", "cpu", "--set", *overrides)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=trainer_environment(), cwd=REPO_ROOT)
+    overrides = [
+        *SETTINGS,
+        "steps=100000",
+        "checkpoint_every=100000",
+        "validate_every=100000",
+        "model.arguments={widths=[8,16,32],blocks=[1,1,1]}",
+    ]
+    command = trainer_command(
+        "run",
+        "msdenoiser",
+        "--data",
+        str(phantom_folder),
+        "--out",
+        str(tmp_path / "runs"),
+        "--name",
+        "cancelled",
+        "--device",
+        "cpu",
+        "--set",
+        *overrides,
+    )
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=trainer_environment(), cwd=REPO_ROOT
+    )
     for line in process.stdout:
         if json.loads(line)["event"] == "step":
             break
