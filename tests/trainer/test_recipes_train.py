@@ -110,3 +110,32 @@ def test_recipe_trains(recipe_name, phantom_folder, second_domain_folder, tmp_pa
         return  # a GAN a few dozen steps in beats the input on average, not yet at every noise level
     for spec, figures in validations[-1]["by_degradation"].items():
         assert figures["psnr"] > baselines[spec]["input"]["psnr"], (recipe_name, spec, figures, baselines[spec])
+
+
+def test_paired_folders_train_a_denoiser(tmp_path):
+    """Real paired data (e.g. low-dose and full-dose scans): the input comes from the LOW folder, matched to
+    the HIGH folder by relative path, instead of a simulated degradation."""
+    from tests.trainer.phantoms import phantom
+
+    for index in range(8):
+        clean = phantom(96, 100 + index)
+        noisy = clean + np.random.default_rng(index).normal(0, 20 / 255, clean.shape)
+        for folder, image in (("high", clean), ("low", noisy)):
+            (tmp_path / folder / f"case{index}").mkdir(parents=True)
+            np.save(tmp_path / folder / f"case{index}" / "slice.npy", image.astype(np.float32))
+    overrides = [
+        *FAST,
+        "pairing=paired",
+        "degradation=none",
+        "val_degradations=[]",
+        "steps=60",
+        "validate_every=30",
+        "checkpoint_every=60",
+        "optimiser.lr=2e-3",
+        "model.arguments={widths=[8,16,32],blocks=[1,1,1]}",
+    ]
+    events = train_events("msdenoiser", [tmp_path / "low", tmp_path / "high"], overrides, tmp_path / "runs")
+    baselines = events[0]["baselines"]
+    assert list(baselines) == ["paired"]
+    validations = [event for event in events if event["event"] == "val"]
+    assert validations[-1]["psnr"] > baselines["paired"]["input"]["psnr"] + 1.0
