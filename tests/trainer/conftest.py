@@ -24,6 +24,19 @@ FAST = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The tests' networks are tiny: a second thread buys nothing, and when anything else wants the CPU
+    (CI neighbours, a GUI test's event loop), OpenMP threads that wait for each other at every layer make a
+    run tens of times slower. Speed is measured by benchmarks/train_speed.py, at the default thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def phantom_folder(tmp_path_factory) -> Path:
     return write_folder(tmp_path_factory.mktemp("phantoms") / "images", count=8, size=96, seed=0, kind="png")
@@ -41,6 +54,7 @@ def trainer_command(*arguments: str) -> list[str]:
 def trainer_environment(models_folder: Path | None = None) -> dict[str, str]:
     environment = dict(os.environ)
     environment["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + environment.get("PYTHONPATH", "")
+    environment["OMP_NUM_THREADS"] = "1"  # see one_torch_thread
     if models_folder is not None:
         environment["MEDVIEWER_MODELS_DIR"] = str(models_folder)
     return environment

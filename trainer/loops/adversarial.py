@@ -1,6 +1,6 @@
 """GAN training with a paired target (SRGAN, pix2pix, DAGAN): a generator and a discriminator.
 
-The first `run.pretrain_steps` train the generator on the content losses alone (SRGAN starts from SRResNet
+The first `run.pretrain_steps` train the generator on the pixel loss alone (SRGAN starts from SRResNet
 this way); then each step updates the discriminator on real and generated images, and the generator on its
 content losses plus the adversarial term. pix2pix's discriminator is conditional: it judges the generator's
 input and output together (for super-resolution, the input upsampled to the output's size).
@@ -38,12 +38,13 @@ def step(state: TrainingState, batch: dict[str, torch.Tensor]) -> dict[str, floa
     with state.autocast():
         output = state.forward["generator"](degraded)
     output = output.float()
-    terms = state.content_losses(output, target)
-    if state.step < state.recipe.run.pretrain_steps:
+    if state.step < state.recipe.run.pretrain_steps:  # SRResNet: the pixel loss alone, as SRGAN pre-trains
+        terms = {"pixel": state.recipe.loss.pixel_weight * state.pixel(output, target)}
         total = sum(terms.values())
         state.update("generator", total)
         return {"loss": float(total.detach()), **{name: float(value.detach()) for name, value in terms.items()}}
 
+    terms = state.content_losses(output, target)
     adversarial = state.adversarial
     # The discriminator sees real and generated images in one batch (one forward per update, which
     # DistributedDataParallel needs; its BatchNorm statistics are those of the joint batch).
