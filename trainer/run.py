@@ -44,6 +44,7 @@ from trainer.distributed import Distributed, from_environment, shutdown
 from trainer.events import Reporter, truncate_metrics
 from trainer.loops import PARADIGM_MODULES
 from trainer.losses import AdversarialLoss, load_vgg19, pixel_loss
+from trainer.memory import keep_freed_memory
 from trainer.recipe import Recipe, RecipeError, load_recipe, recipe_from_table
 from trainer.schedule import learning_rate_factor
 from trainer.state import ImagePool, TrainingState
@@ -451,6 +452,8 @@ def train(folder: Path, overrides: list[str] | None = None) -> dict[str, Any]:
             text = recipe.to_toml()
             write_atomically(folder / RECIPE_FILE, lambda temporary: temporary.write_text(text, encoding="utf-8"))
     preferred = choose_device(settings.device)
+    if preferred.type == "cpu":
+        keep_freed_memory()
     context = from_environment(preferred.type)
     try:
         return _train(folder, recipe, settings, context)
