@@ -103,3 +103,31 @@ def test_vgg19_weights_load_from_a_local_file_in_torchvision_names(tmp_path):
     save_file(tensors, tmp_path / "broken.safetensors")
     with pytest.raises(PerceptualNetworkError, match="features.34.weight is missing"):
         load_vgg19(tmp_path / "broken.safetensors")
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")
+def test_bf16_autocast_is_chosen_on_a_gpu_only():
+    """No GPU here or in CI: check the choice itself (bf16 autocast on CUDA, nothing on the CPU)."""
+    import contextlib
+
+    from trainer.losses import pixel_loss
+    from trainer.state import TrainingState
+
+    network = torch.nn.Conv2d(1, 1, 3)
+    recipe = load_recipe(shipped_recipes()["msdenoiser"])
+
+    def state(device: str) -> TrainingState:
+        return TrainingState(
+            recipe=recipe,
+            device=torch.device(device),
+            networks={"generator": network},
+            forward={"generator": network},
+            optimisers={},
+            parameters_of={},
+            generators=("generator",),
+            pixel=pixel_loss("l1"),
+        )
+
+    assert isinstance(state("cpu").autocast(), contextlib.nullcontext)
+    gpu = state("cuda").autocast()
+    assert isinstance(gpu, torch.autocast) and gpu.fast_dtype == torch.bfloat16 and gpu.device == "cuda"
