@@ -1,16 +1,20 @@
 """Quality of every method per degradation, by the shared protocol, on held-out images: PSNR and SSIM.
 
 Run: .venv/bin/python benchmarks/enhance_quality.py [--models-dir DIR ...] [--degradations noise:25 sr:2 ...]
+     [--speed]
 (BM3D is included when the `bm3d` package is installed: `.venv/bin/pip install bm3d`.)
 
 Each image is the reference; a copy is degraded per ARCHITECTURE.md's protocol (fixed seeds), enhanced
 by every method whose task and scale fit, and scored against the reference through the same code the CLI
 and the viewer use (`medviewer.enhance.evaluation.simulate`). The "degraded input" row is the protocol's
-baseline (the noisy image; bicubic upscaling for super-resolution).
+baseline (the noisy image; bicubic upscaling for super-resolution). BM3D is given the true sigma on Gaussian
+noise (an oracle our blind networks do not get) and its own noise estimate on low-dose noise.
 
-The held-out images are never to be used for training shipped models (the trainer excludes them): the
-centre 256x256 of scikit-image's `camera()` and `moon()`, `coins()`, the Shepp-Logan phantom, and
-pydicom's bundled CT_small.dcm and MR_small.dcm (scikit-image's `brain()` would need a download).
+The held-out images (`trainer.training_pool.held_out_images`) are never used for training shipped models:
+the centre 256x256 of scikit-image's `camera()` and `moon()`, `coins()`, the Shepp-Logan phantom, and
+pydicom's bundled CT_small.dcm and MR_small.dcm.
+
+`--speed` times every denoiser on one 512x512 slice (noise:25) in this process, as ratios to BM3D.
 """
 
 from __future__ import annotations
@@ -29,42 +33,42 @@ from medviewer.enhance.engine import Enhancer, load_enhancer
 from medviewer.enhance.evaluation import simulate
 from medviewer.metrics import estimate_noise_sigma
 from medviewer.models.registry import BUNDLED_MODELS_FOLDER, discover_models
+from trainer.training_pool import held_out_images
 
-DEFAULT_DEGRADATIONS = ("noise:15", "noise:25", "noise:50", "lowdose:300", "sr:2", "sr:4")
-
-
-def held_out_images() -> dict[str, np.ndarray]:
-    import pydicom
-    from pydicom.data import get_testdata_file
-    from skimage import data
-
-    images = {
-        "camera (centre 256)": data.camera()[128:384, 128:384].astype(np.float32),
-        "moon (centre 256)": data.moon()[128:384, 128:384].astype(np.float32),
-        "coins": data.coins().astype(np.float32),
-    }
-    images["Shepp-Logan phantom"] = data.shepp_logan_phantom().astype(np.float32)
-    for name in ("CT_small.dcm", "MR_small.dcm"):
-        dataset = pydicom.dcmread(get_testdata_file(name, download=False))
-        values = pydicom.pixels.apply_modality_lut(dataset.pixel_array, dataset)
-        images[name] = np.asarray(values, np.float32)
-    return images
+DEFAULT_DEGRADATIONS = (
+    "noise:15",
+    "noise:25",
+    "noise:50",
+    "lowdose:30",
+    "lowdose:60",
+    "lowdose:120",
+    "sr:2",
+    "sr:4",
+)
 
 
 class BM3D(Enhancer):
-    """BM3D (Dabov et al. 2007) through the `bm3d` package, blind: sigma from our noise estimate."""
+    """BM3D (Dabov et al. 2007) through the `bm3d` package, with a given sigma or, if None, our noise estimate."""
 
-    def __init__(self):
+    def __init__(self, sigma: float | None = None):
+        import bm3d  # noqa: F401 - fail at construction, not on the first image
         import torch
 
         super().__init__("bm3d", "BM3D", "denoise", 1, torch.device("cpu"))
+        self.sigma = sigma
 
     def run_normalised(self, images, progress=None, should_cancel=None):
         import bm3d
 
-        return np.stack([bm3d.bm3d(image, sigma_psd=estimate_noise_sigma(image)) for image in images]).astype(
-            np.float32
-        )
+        return np.stack(
+            [bm3d.bm3d(image, sigma_psd=self.sigma or estimate_noise_sigma(image)) for image in images]
+        ).astype(np.float32)
+
+
+def bm3d_for(degradation: Degradation, bm3d: BM3D | None) -> None:
+    """Give BM3D the true sigma for Gaussian noise (normalised units), its own estimate otherwise."""
+    if bm3d is not None:
+        bm3d.sigma = degradation.amount / 255 if degradation.kind == "noise" else None
 
 
 def methods_for(degradation: Degradation, enhancers: list[Enhancer]) -> list[Enhancer]:
@@ -77,13 +81,21 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, action="append", default=None, help="extra model folders")
     parser.add_argument("--degradations", nargs="+", default=list(DEFAULT_DEGRADATIONS))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--methods", nargs="+", help="only these method ids (and BM3D where installed)")
+    parser.add_argument("--speed", action="store_true", help="time every denoiser on a 512x512 slice instead")
     arguments = parser.parse_args()
     registry = discover_models([BUNDLED_MODELS_FOLDER, *(arguments.models_dir or [])])
-    enhancers: list[Enhancer] = [load_enhancer(entry, arguments.device) for entry in registry.entries]
+    entries = [e for e in registry.entries if not arguments.methods or e.id in arguments.methods]
+    enhancers: list[Enhancer] = [load_enhancer(entry, arguments.device) for entry in entries]
+    bm3d: BM3D | None = None
     try:
-        enhancers.append(BM3D())
+        bm3d = BM3D()
+        enhancers.append(bm3d)
     except ImportError:
         print("bm3d not installed: BM3D left out", file=sys.stderr)
+    if arguments.speed:
+        print(speed_table(methods_for(parse_degradation("noise:25"), enhancers)))
+        return
     images = held_out_images()
     lines = [
         "| degradation | method | PSNR dB | SSIM | gain over input dB | seconds per image |",
@@ -91,6 +103,7 @@ def main() -> None:
     ]
     for spec in arguments.degradations:
         degradation = parse_degradation(spec)
+        bm3d_for(degradation, bm3d)
         rows: dict[str, list[tuple[float, float, float, float]]] = {}
         for name, image in images.items():
             seed = zlib.crc32(name.encode())  # the same noise for every method and every run
@@ -112,6 +125,36 @@ def main() -> None:
             lines.append(f"| {spec} | {method} | {psnr:.2f} | {ssim:.4f} | {gain:+.2f} | {seconds:.2f} |")
     print(f"Mean over {len(images)} held-out images: {', '.join(images)}.")
     print("\n".join(lines))
+
+
+def speed_table(denoisers: list[Enhancer], repeats: int = 3) -> str:
+    """Seconds per 512x512 slice (best of `repeats` after a warm-up; BM3D once), and each method's speed as a
+    multiple of BM3D's, measured in this process so the ratios hold on a busy machine."""
+    from skimage import data
+
+    from medviewer.enhance.degrade import degrade
+
+    image = data.camera().astype(np.float32) / 255
+    noisy = degrade(image, parse_degradation("noise:25"), seed=0)
+    seconds: dict[str, float] = {}
+    for enhancer in denoisers:
+        runs = 1 if enhancer.id == "bm3d" else repeats
+        if enhancer.id == "bm3d":
+            enhancer.sigma = 25 / 255
+        else:
+            enhancer.enhance_normalised_image(noisy)  # warm-up: first-call allocation and kernel choice
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            enhancer.enhance_normalised_image(noisy)
+            timings.append(time.perf_counter() - started)
+        seconds[enhancer.id] = min(timings)
+        print(f"speed {enhancer.id}: {seconds[enhancer.id]:.3f} s", file=sys.stderr)
+    lines = ["| method | seconds per 512x512 | times faster than BM3D |", "| --- | ---: | ---: |"]
+    for method, value in seconds.items():
+        ratio = f"{seconds['bm3d'] / value:.1f}" if "bm3d" in seconds else "n/a"
+        lines.append(f"| {method} | {value:.3f} | {ratio} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

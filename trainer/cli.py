@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", type=Path, default=None, metavar="MODELS_DIR", help="default: the user models folder")
     export.add_argument("--id", dest="model_id", help="model id (default: the run's name)")
     export.add_argument("--onnx", action="store_true", help="also write an ONNX graph, checked against the engine")
+    export.add_argument("--float16", action="store_true", help="store the weights in half precision (half the file)")
+    export.add_argument("--default", action="store_true", help="mark the card as its task's preselected model")
+    export.add_argument("--name", dest="display_name", help="the name the viewer lists (default: recipe [run])")
+    export.add_argument("--data-source", help="where the training folder came from, for the card")
+    export.add_argument("--limits", help="the model's limits, for the card (default: the recipe's)")
 
     evaluate = commands.add_parser("eval", help="score a run or a model on a folder under a protocol degradation")
     evaluate.add_argument("source", metavar="RUN_DIR|MODEL_ID")
@@ -163,7 +168,17 @@ def _dispatch(arguments: argparse.Namespace) -> int:
     if arguments.command == "export":
         from trainer.export import export_run
 
-        written = export_run(arguments.run_folder, arguments.to, arguments.model_id, arguments.onnx)
+        written = export_run(
+            arguments.run_folder,
+            arguments.to,
+            arguments.model_id,
+            arguments.onnx,
+            float16=arguments.float16,
+            default=arguments.default,
+            name=arguments.display_name,
+            data_source=arguments.data_source,
+            limits=arguments.limits,
+        )
         emit({"event": "export", "files": [str(path) for path in written]})
         return 0
     if arguments.command == "eval":

@@ -8,6 +8,7 @@ viewer's model panel finds them.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import json
 import re
@@ -39,6 +40,9 @@ _SYNTHETIC = (
     " Its output is SYNTHETIC: a translation invented by a network trained on unpaired images, not a "
     "measurement of the patient; it must never be read as an acquired image."
 )
+
+
+_USER_FOLDERS = "from the user's folders"
 
 
 def model_id_for(name: str) -> str:
@@ -73,8 +77,24 @@ def _start_event(folder: Path) -> dict[str, Any]:
     return start
 
 
-def export_run(folder: Path, to: Path | None = None, model_id: str | None = None, onnx: bool = False) -> list[Path]:
-    """Write `<id>.safetensors` and `<id>.json` (and `<id>-reverse.*` for CycleGAN's second generator)."""
+def export_run(
+    folder: Path,
+    to: Path | None = None,
+    model_id: str | None = None,
+    onnx: bool = False,
+    *,
+    float16: bool = False,
+    default: bool = False,
+    name: str | None = None,
+    data_source: str | None = None,
+    limits: str | None = None,
+) -> list[Path]:
+    """Write `<id>.safetensors` and `<id>.json` (and `<id>-reverse.*` for CycleGAN's second generator).
+
+    `float16` stores the weights in half precision (half the file; the engine loads them into its own
+    dtype) where the architecture is safe in float16; `default` marks the card as its task's preselected
+    model; `name` replaces the card's display name and `data_source` says where the training folder came
+    from (default: "the user's folders"); `limits` replaces the recipe's stated limits."""
     folder = Path(folder)
     recipe, settings = read_run(folder)
     step, path, validation = chosen_checkpoint(folder)
@@ -95,9 +115,21 @@ def export_run(folder: Path, to: Path | None = None, model_id: str | None = None
         card = _card(
             this_id, recipe, settings, network, step, validation, saved, start, summary, folder, reverse=index == 1
         )
+        if name:
+            card["name"] = f"{name}{' (reverse)' if index == 1 else ''}"
+        if data_source:
+            card["training_data"] = card["training_data"].replace(_USER_FOLDERS, data_source)
+        if limits:
+            card["limits"] = limits + (_SYNTHETIC if recipe.recipe.task == "translation" else "")
+        if default and index == 0:
+            card["default"] = True
+        halved = float16 and bool(getattr(network, "half_precision_safe", False))
+        if halved:
+            card["weights_dtype"] = "float16"
         card_from_json(card, default_weights=f"{this_id}.safetensors")  # the registry's own check, before writing
+        stored = copy.deepcopy(network).half() if halved else network
         weights_path = save_weights(
-            network, to / f"{this_id}.safetensors", metadata={"run": folder.name, "step": str(step)}
+            stored, to / f"{this_id}.safetensors", metadata={"run": folder.name, "step": str(step)}
         )
         text = json.dumps(card, indent=2) + "\n"
         card_path = write_atomically(
@@ -134,7 +166,7 @@ def _card(model_id, recipe: Recipe, settings, network, step, validation, saved, 
     training_data = (
         f"{train_split.get('series', '?')} series / {train_split.get('images', '?')} images "
         f"({', '.join(f'{k}: {v}' for k, v in train_split.get('modalities', {}).items())}; sizes "
-        f"{', '.join(train_split.get('sizes', [])[:6])}) from the user's folders, split by series "
+        f"{', '.join(train_split.get('sizes', [])[:6])}) {_USER_FOLDERS}, split by series "
         f"(validation {validation_split.get('series', '?')} series, test {splits.get('test', {}).get('series', '?')}); "
         + (
             f"degradation {recipe.data.degradation} drawn per patch"

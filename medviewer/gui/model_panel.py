@@ -51,8 +51,10 @@ def task_heading(task: str) -> str:
     return TASK_HEADINGS.get(task, task.replace("-", " ").capitalize())
 
 
-def model_item_text(entry: ModelEntry) -> str:
-    return f"{entry.name} (classical)" if entry.kind == "classical" else entry.name
+def model_item_text(entry: ModelEntry, is_default: bool = False) -> str:
+    if entry.kind == "classical":
+        return f"{entry.name} (classical)"
+    return f"{entry.name} (default)" if is_default else entry.name
 
 
 def fitting_spec(current_spec: str, scale: int) -> str:
@@ -107,9 +109,13 @@ class _NoModelsYet:
 
     entries: tuple = ()
     skipped: tuple = ()
+    defaults: dict = {}
 
     def by_task(self) -> dict:
         return {}
+
+    def default_entry(self, task: str) -> None:
+        return None
 
     def get(self, model_id: str):
         raise UnknownModelError(f"unknown model {model_id!r}: the models are still being listed")
@@ -190,7 +196,7 @@ class ModelPanel(QWidget):
             heading.setCheckState(0, Qt.CheckState.Unchecked)
             self._tree.addTopLevelItem(heading)
             for entry in grouped[task]:
-                item = QTreeWidgetItem([model_item_text(entry)])
+                item = QTreeWidgetItem([model_item_text(entry, registry.defaults.get(task) == entry.id)])
                 item.setData(0, _MODEL_ID_ROLE, entry.id)
                 item.setFlags(
                     Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsUserCheckable
@@ -203,8 +209,11 @@ class ModelPanel(QWidget):
         self._tree.blockSignals(False)
         self.set_checked(checked)
         self._set_skipped(registry)
-        if selected is not None and selected.id in self._items:
-            self.select_model(selected.id)
+        # Keep the user's choice; with none yet, preselect the default denoiser (a card's "default": true).
+        kept = selected is not None and selected.id in self._items
+        preselect = selected if kept else registry.default_entry("denoise")
+        if preselect is not None:
+            self.select_model(preselect.id)
         else:
             self._on_selection_changed()
 

@@ -30,6 +30,7 @@ FAMILY_MODULES = (
     "dagan",
     "cyclegan",
     "multiscale_denoiser",
+    "fast_super_resolution",
 )
 
 Span = tuple[int, int]  # first and last pixel index (inclusive) along one axis

@@ -77,6 +77,8 @@ class ModelCard:
     limits: str
     weights_file: str
     half_precision: bool | None = None  # None: the architecture decides
+    # The model the viewer preselects for its task: one per task among the bundled models.
+    default: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -104,6 +106,8 @@ class ModelCard:
         }
         if self.half_precision is not None:
             record["half_precision"] = self.half_precision
+        if self.default:
+            record["default"] = True
         record.update(self.extra)
         return record
 
@@ -159,6 +163,9 @@ def card_from_json(record: Any, default_weights: str) -> ModelCard:
     half_precision = record.get("half_precision")
     if half_precision is not None and not isinstance(half_precision, bool):
         raise ValueError("half_precision must be true or false")
+    default = record.get("default", False)
+    if not isinstance(default, bool):
+        raise ValueError("default must be true or false")
     try:
         date = datetime.date.fromisoformat(_text(record, "date"))
     except ValueError:
@@ -168,7 +175,7 @@ def card_from_json(record: Any, default_weights: str) -> ModelCard:
         recipe = json.dumps(recipe, sort_keys=True)
     elif not isinstance(recipe, str):
         raise ValueError("recipe must be text or an object")
-    known = set(_REQUIRED) | {"weights", "half_precision"}
+    known = set(_REQUIRED) | {"weights", "half_precision", "default"}
     return ModelCard(
         id=model_id,
         name=_text(record, "name"),
@@ -185,6 +192,7 @@ def card_from_json(record: Any, default_weights: str) -> ModelCard:
         limits=_text(record, "limits"),
         weights_file=weights_file,
         half_precision=half_precision,
+        default=default,
         extra={key: value for key, value in record.items() if key not in known},
     )
 

@@ -43,8 +43,53 @@ def _stage(width: int, blocks: int) -> nn.Sequential:
     return nn.Sequential(*(_ResidualBlock(width) for _ in range(blocks)))
 
 
+class ResidualUNetMixin:
+    """The multi-scale body shared by msdenoiser and fastsr: per level residual blocks, a 2x2 stride-2 conv
+    down, the coarsest level's blocks, then back up by 1x1 conv + pixel shuffle with an additive skip and the
+    level's blocks again. A mixin rather than a submodule so that the weights keep the names
+    (`encoders.0...`) the first shipped msdenoiser was trained and exported with."""
+
+    def build_residual_unet(self, widths: Sequence[int], blocks: Sequence[int]) -> None:
+        levels = len(widths)
+        self.encoders = nn.ModuleList(_stage(widths[level], blocks[level]) for level in range(levels - 1))
+        self.downsamplers = nn.ModuleList(
+            nn.Conv2d(widths[level], widths[level + 1], 2, stride=2, bias=False) for level in range(levels - 1)
+        )
+        self.bottleneck = _stage(widths[-1], blocks[-1])
+        self.upsamplers = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(widths[level + 1], widths[level] * 4, 1, bias=False), nn.PixelShuffle(2))
+            for level in range(levels - 1)
+        )
+        self.decoders = nn.ModuleList(_stage(widths[level], blocks[level]) for level in range(levels - 1))
+
+    def residual_unet(self, features: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for encoder, downsampler in zip(self.encoders, self.downsamplers, strict=True):
+            features = encoder(features)
+            skips.append(features)
+            features = downsampler(features)
+        features = self.bottleneck(features)
+        for level in reversed(range(len(self.decoders))):
+            features = self.decoders[level](self.upsamplers[level](features) + skips[level])
+        return features
+
+
+def check_levels(widths: object, blocks: object) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validated (widths, blocks): one positive entry of each per level."""
+    widths = positive_ints("widths", widths)
+    blocks = positive_ints("blocks", blocks)
+    if len(widths) != len(blocks) or not widths:
+        raise ValueError(f"widths and blocks need one entry per level, got {list(widths)} and {list(blocks)}")
+    return widths, blocks
+
+
+def residual_unet_input_span(span: Span, blocks: Sequence[int]) -> Span:
+    """Span at the body's input read by a span at its output."""
+    return _span_at_level_input(span, 0, blocks)
+
+
 @register_architecture("msdenoiser")
-class MultiScaleDenoiser(ImageNetwork):
+class MultiScaleDenoiser(ResidualUNetMixin, ImageNetwork):
     """A small DRUNet-style residual U-Net (Zhang et al. 2021, "Plug-and-Play Image Restoration with Deep
     Denoiser Prior", IEEE TPAMI) behind FFDNet's space-to-depth input (Zhang et al. 2018, "FFDNet: Toward a
     Fast and Flexible Solution for CNN-based Image Denoising", IEEE TIP), sized for CPU inference.
@@ -73,10 +118,7 @@ class MultiScaleDenoiser(ImageNetwork):
         blocks: Sequence[int] = (2, 2, 4),
     ):
         channels = positive_int("channels", channels)
-        widths = positive_ints("widths", widths)
-        blocks = positive_ints("blocks", blocks)
-        if len(widths) != len(blocks) or not widths:
-            raise ValueError(f"widths and blocks need one entry per level, got {list(widths)} and {list(blocks)}")
+        widths, blocks = check_levels(widths, blocks)
         levels = len(widths)
         size_multiple = _UNSHUFFLE * 2 ** (levels - 1)
         super().__init__(
@@ -89,29 +131,12 @@ class MultiScaleDenoiser(ImageNetwork):
         )
         unshuffled = channels * _UNSHUFFLE**2
         self.head = nn.Conv2d(unshuffled, widths[0], 3, padding=1, bias=False)
-        self.encoders = nn.ModuleList(_stage(widths[level], blocks[level]) for level in range(levels - 1))
-        self.downsamplers = nn.ModuleList(
-            nn.Conv2d(widths[level], widths[level + 1], 2, stride=2, bias=False) for level in range(levels - 1)
-        )
-        self.bottleneck = _stage(widths[-1], blocks[-1])
-        self.upsamplers = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(widths[level + 1], widths[level] * 4, 1, bias=False), nn.PixelShuffle(2))
-            for level in range(levels - 1)
-        )
-        self.decoders = nn.ModuleList(_stage(widths[level], blocks[level]) for level in range(levels - 1))
+        self.build_residual_unet(widths, blocks)
         self.tail = nn.Conv2d(widths[0], unshuffled, 3, padding=1, bias=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.check_input(images)
-        features = self.head(F.pixel_unshuffle(images, _UNSHUFFLE))
-        skips = []
-        for encoder, downsampler in zip(self.encoders, self.downsamplers, strict=True):
-            features = encoder(features)
-            skips.append(features)
-            features = downsampler(features)
-        features = self.bottleneck(features)
-        for level in reversed(range(len(self.decoders))):
-            features = self.decoders[level](self.upsamplers[level](features) + skips[level])
+        features = self.residual_unet(self.head(F.pixel_unshuffle(images, _UNSHUFFLE)))
         return images - F.pixel_shuffle(self.tail(features), _UNSHUFFLE)
 
 

@@ -74,6 +74,7 @@ class SkippedModel:
 class ModelRegistry:
     entries: list[ModelEntry]
     skipped: list[SkippedModel] = field(default_factory=list)
+    defaults: dict[str, str] = field(default_factory=dict)  # task -> id of the model to preselect
 
     def get(self, model_id: str) -> ModelEntry:
         for entry in self.entries:
@@ -82,6 +83,12 @@ class ModelRegistry:
         close = difflib.get_close_matches(model_id, [entry.id for entry in self.entries], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; `medviewer models` lists them"
         raise UnknownModelError(f"unknown model {model_id!r}{hint}")
+
+    def default_entry(self, task: str) -> ModelEntry | None:
+        """The model the viewer preselects for `task`: the network whose card says `"default": true` (from
+        the last folder that has one, so a user's own default replaces the bundled one), or None."""
+        model_id = self.defaults.get(task)
+        return self.get(model_id) if model_id is not None else None
 
     def by_task(self) -> dict[str, list[ModelEntry]]:
         grouped: dict[str, list[ModelEntry]] = {}
@@ -98,7 +105,8 @@ def discover_models(folders: Sequence[Path] | None = None) -> ModelRegistry:
     folders = default_model_folders() if folders is None else [Path(folder) for folder in folders]
     entries: dict[str, ModelEntry] = {method.id: _classical_entry(method) for method in CLASSICAL_METHODS}
     skipped: list[SkippedModel] = []
-    for card_path in _card_paths(folders, skipped):
+    card_paths = _card_paths(folders, skipped)
+    for card_path in card_paths:
         try:
             entry = network_entry(card_path)
         except MedViewerError as error:
@@ -112,9 +120,15 @@ def discover_models(folders: Sequence[Path] | None = None) -> ModelRegistry:
         if previous is not None:
             log.info("model %s from %s replaces the one in %s", entry.id, card_path, previous.card_path)
         entries[entry.id] = entry
+    by_card = {entry.card_path: entry for entry in entries.values() if entry.card_path is not None}
+    defaults = {}
+    for card_path in card_paths:  # discovery order: bundled first, the user's folder last
+        entry = by_card.get(card_path)
+        if entry is not None and entry.card is not None and entry.card.default:
+            defaults[entry.task] = entry.id
     order = {"network": 0, "classical": 1}
     listed = sorted(entries.values(), key=lambda entry: (entry.task, order[entry.kind], entry.scale, entry.id))
-    return ModelRegistry(entries=listed, skipped=skipped)
+    return ModelRegistry(entries=listed, skipped=skipped, defaults=defaults)
 
 
 def network_entry(card_path: Path) -> ModelEntry:

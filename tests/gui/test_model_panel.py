@@ -199,3 +199,17 @@ def test_a_new_registry_keeps_selection_and_checks(panel):
     assert panel.selected_entry().id == "nlm"
     assert [entry.id for entry in panel.checked_entries()] == ["clahe"]
     assert not panel._skipped_toggle.isVisible()
+
+
+def test_the_default_denoiser_is_preselected_and_labelled(qtbot, tmp_path):
+    denoiser = {"architecture": "dncnn", "arguments": {"depth": 3, "width": 4}, "task": "denoise", "scale": 1}
+    write_model(tmp_path, model_id="shipped-denoiser", card_changes={"default": True, "name": "Shipped"}, **denoiser)
+    registry = discover_models(folders=[tmp_path])
+    widget = ModelPanel()
+    qtbot.addWidget(widget)
+    widget.set_registry(registry)
+    assert widget.selected_entry().id == "shipped-denoiser"
+    assert "Shipped (default)" in tree_groups(widget)["Denoising"]
+    widget.select_model("nlm")  # a choice the user made survives a new listing
+    widget.set_registry(discover_models(folders=[tmp_path]))
+    assert widget.selected_entry().id == "nlm"

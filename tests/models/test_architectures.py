@@ -29,6 +29,7 @@ SMALL_ARGUMENTS: dict[str, dict] = {
     "dagan": {"depth": 3, "width": 4},
     "cyclegan-resnet": {"width": 4, "blocks": 2},
     "msdenoiser": {"widths": [4, 8, 16], "blocks": [1, 1, 1]},
+    "fastsr": {"scale": 2, "widths": [4, 8, 16], "blocks": [1, 1, 1]},
 }
 GENERATORS = [name for name in SMALL_ARGUMENTS if "discriminator" not in name]
 DISCRIMINATORS = [name for name in SMALL_ARGUMENTS if "discriminator" in name]
@@ -46,6 +47,9 @@ FINITE_RADIUS = [
     ("unet", {"depth": 3, "width": 2}),
     ("dagan", {"depth": 3, "width": 2}),
     ("msdenoiser", {"widths": [2, 4, 8]}),  # the default blocks, so the shipped radius itself is checked
+    ("fastsr", {"scale": 2, "widths": [2, 4, 8]}),
+    ("fastsr", {"scale": 3, "widths": [2, 4], "blocks": [1, 1]}),
+    ("fastsr", {"scale": 4, "widths": [2, 4, 8]}),
 ]
 # Generators whose receptive_radius is None, with the same network minus its global part (None if none).
 GLOBAL = [
@@ -248,6 +252,7 @@ def test_default_radii_and_multiples():
                 ("dagan", build_architecture("dagan", {})),
                 ("cyclegan-resnet", build_architecture("cyclegan-resnet", {})),
                 ("msdenoiser", build_architecture("msdenoiser", {})),
+                ("fastsr", build_architecture("fastsr", {"scale": 2})),
             )
         }
     assert found == {
@@ -259,6 +264,7 @@ def test_default_radii_and_multiples():
         "dagan": (189, 64, True),
         "cyclegan-resnet": (None, 4, False),
         "msdenoiser": (123, 8, True),
+        "fastsr": (61, 4, True),
     }
 
 
@@ -295,6 +301,19 @@ def test_msdenoiser_costs_at_most_40_gflop_per_512_slice():
             network(torch.zeros(1, 1, 512, 512))
     gigaflops = counter.get_total_flops() / 1e9
     assert 20 < gigaflops <= 40
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_fastsr_costs_at_most_a_tenth_of_vdsr(scale):
+    # The budget: the default super-resolution network at 1/10 of VDSR's FLOPs or less, per input.
+    def gigaflops(name: str) -> float:
+        with torch.device("meta"):
+            network = build_architecture(name, {"scale": scale})
+            with FlopCounterMode(display=False) as counter:
+                network(torch.zeros(1, 1, 512, 512))
+        return counter.get_total_flops() / 1e9
+
+    assert gigaflops("fastsr") <= gigaflops("vdsr") / 10
 
 
 @pytest.mark.parametrize("name", list(SMALL_ARGUMENTS))

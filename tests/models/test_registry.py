@@ -199,3 +199,21 @@ def test_missing_folders_are_fine(tmp_path):
 def test_bundled_models_are_all_valid():
     registry = discover_models([BUNDLED_MODELS_FOLDER])
     assert registry.skipped == [], registry.skipped
+
+
+def test_the_default_model_of_a_task_comes_from_its_card_and_the_user_folder_wins(tmp_path):
+    denoiser = {"architecture": "dncnn", "arguments": {"depth": 3, "width": 4}, "task": "denoise", "scale": 1}
+    write_model(tmp_path / "bundled", model_id="bundled-denoiser", card_changes={"default": True}, **denoiser)
+    write_model(tmp_path / "bundled", model_id="other-denoiser", **denoiser)
+    registry = discover_models([tmp_path / "bundled"])
+    assert registry.default_entry("denoise").id == "bundled-denoiser"
+    assert registry.default_entry("super-resolution") is None
+    assert registry.get("bundled-denoiser").card.default and not registry.get("other-denoiser").card.default
+    write_model(tmp_path / "user", model_id="my-denoiser", card_changes={"default": True}, **denoiser)
+    assert discover_models([tmp_path / "bundled", tmp_path / "user"]).default_entry("denoise").id == "my-denoiser"
+
+
+def test_a_default_flag_must_be_true_or_false(tmp_path):
+    write_model(tmp_path, card_changes={"default": "yes"})
+    registry = discover_models([tmp_path])
+    assert "default must be true or false" in registry.skipped[0].reason

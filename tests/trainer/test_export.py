@@ -62,6 +62,31 @@ def test_export_writes_weights_and_a_card_the_registry_lists(trained_run, tmp_pa
     assert json.loads(card.recipe)["run"]["steps"] == 40
 
 
+def test_float16_default_export_halves_the_file_and_keeps_the_output(trained_run, tmp_path):
+    full = export_run(trained_run, tmp_path / "full")
+    half = export_run(
+        trained_run,
+        tmp_path / "half",
+        float16=True,
+        default=True,
+        name="Shipped",
+        data_source="from a pool",
+        limits="Grey only.",
+    )
+    assert half[0].stat().st_size < 0.6 * full[0].stat().st_size
+    registry = discover_models([tmp_path / "half"])
+    entry = registry.get("denoiser-a")
+    assert registry.default_entry("denoise") is entry and entry.name == "Shipped"
+    assert entry.card.limits == "Grey only."
+    assert "from a pool" in entry.card.training_data and entry.card.extra["weights_dtype"] == "float16"
+    noisy = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    outputs = [
+        load_enhancer(discover_models([folder]).get("denoiser-a"), "cpu").enhance_normalised_image(noisy)
+        for folder in (tmp_path / "full", tmp_path / "half")
+    ]
+    assert np.abs(outputs[0] - outputs[1]).max() < 2e-3  # weights rounded to float16, computed in float32
+
+
 def test_the_viewer_engine_reproduces_the_validation_figure(trained_run, tmp_path, phantom_folder):
     export_run(trained_run, tmp_path / "models")
     enhancer = load_enhancer(discover_models([tmp_path / "models"]).get("denoiser-a"), "cpu")

@@ -1,0 +1,78 @@
+"""The shipped models' training pool never holds a held-out image, under its own name or another."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from trainer.training_pool import (
+    held_out_images,
+    is_held_out,
+    piecewise_constant_phantom,
+    pool_images,
+    simulated_radiograph,
+    textured_phantom,
+    write_training_pool,
+)
+
+
+@pytest.fixture(scope="module")
+def small_pool():
+    return dict(pool_images(phantoms=2, radiographs=2, flat_phantoms=2, size=64))
+
+
+def test_held_out_images_are_the_benchmarks_six():
+    images = held_out_images()
+    assert list(images) == [
+        "camera (centre 256)",
+        "moon (centre 256)",
+        "coins",
+        "Shepp-Logan phantom",
+        "CT_small.dcm",
+        "MR_small.dcm",
+    ]
+    assert images["CT_small.dcm"].min() < -500  # modality units (HU), not stored values
+
+
+def test_no_pool_image_holds_held_out_pixels(small_pool):
+    from skimage import data
+
+    references = [*held_out_images().values(), data.camera(), data.moon()]
+    assert not any(is_held_out(image, references) for image in small_pool.values())
+    assert not any(
+        word in name for name in small_pool for word in ("camera", "moon", "coins", "shepp", "CT_small", "MR_small")
+    )
+    # The pixel guard itself: pydicom's big-endian MR_small (another name, byte order) is recognised.
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    big_endian = pydicom.dcmread(get_testdata_file("MR_small_bigendian.dcm"))
+    assert is_held_out(pydicom.pixels.apply_modality_lut(big_endian.pixel_array, big_endian), references)
+
+
+def test_pool_draws_on_every_allowed_source(small_pool):
+    sources = {name.split("/")[0] for name in small_pool}
+    assert sources == {"skimage", "dicom", "head-ct", "phantom", "radiograph"}
+    assert sum(name.startswith("dicom/") for name in small_pool) >= 10
+    assert all(min(image.shape) >= 64 and image.ndim == 2 for image in small_pool.values())
+
+
+def test_generated_images_are_deterministic_and_varied():
+    assert np.array_equal(textured_phantom(64, 3), textured_phantom(64, 3))
+    assert not np.array_equal(textured_phantom(64, 3), textured_phantom(64, 4))
+    flat = piecewise_constant_phantom(64, 2)
+    assert np.array_equal(flat, piecewise_constant_phantom(64, 2))
+    assert np.mean(np.abs(np.diff(flat, axis=1)) < 1e-6) > 0.8  # flat almost everywhere
+    radiograph = simulated_radiograph(64, 1)
+    assert np.array_equal(radiograph, simulated_radiograph(64, 1)) and 0 <= radiograph.min() < radiograph.max() <= 1
+
+
+def test_pool_is_written_as_sixteen_bit_pngs(tmp_path, monkeypatch):
+    import trainer.training_pool as training_pool
+
+    monkeypatch.setattr(training_pool, "pool_images", lambda **_: iter([("phantom/a", textured_phantom(64, 0))]))
+    (path,) = write_training_pool(tmp_path)
+    pixels = np.asarray(Image.open(path))
+    assert path == tmp_path / "phantom" / "a.png" and pixels.dtype == np.uint16
+    assert pixels.min() == 0 and pixels.max() == 65535
