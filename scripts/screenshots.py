@@ -1,9 +1,10 @@
 """Take the README's screenshots of the real window: `xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python
 scripts/screenshots.py` (apt-get install -y xvfb). Writes docs/screenshots/*.png.
 
-1. viewer.png: the sample study, slice 12, enhanced with non-local means against a simulated noise:15
-   degradation, in the 1x3 layout (original, enhanced, error map) with the metrics panel.
-2. compare.png: the compare-models table after running the checked methods on the same slice.
+1. viewer.png: the sample study, slice 12, enhanced with the preselected default denoiser (the bundled
+   msdenoiser) against a simulated noise:25 degradation, in the 1x3 layout (original, enhanced, error map)
+   with the metrics panel.
+2. compare.png: the compare-models table after running the network and the classical filters on that slice.
 3. swipe.png: the swipe view with the difference overlay off.
 """
 
@@ -59,15 +60,16 @@ def _steps(window: MainWindow):
     yield from _wait_until(lambda: window.registry is not None and not window._load_jobs)
     window.go_to_slice(12)
     window.actions_by_name["preset_soft_tissue"].trigger()
-    window.model_panel.select_model("nlm")
+    preselected = window.model_panel.selected_entry()
+    assert preselected is not None and preselected is window.registry.default_entry("denoise"), preselected
     window.model_panel.set_reference_mode("simulate")
-    window.model_panel.set_degradation("noise:15")
+    window.model_panel.set_degradation("noise:25")
     job = window.enhance_slice()
     yield from _wait_until(lambda: not job.running, 0.8)
     window.grid.pane("original").cursorMoved.emit((118.0, 150.0))  # as if hovering: every pane reads out
     window.grab().save(str(OUT / "viewer.png"))
 
-    window.model_panel.set_checked(["nlm", "unsharp", "clahe", "histeq"])
+    window.model_panel.set_checked([preselected.id, "nlm", "unsharp", "clahe", "histeq"])
     job = window.compare_models()
     yield from _wait_until(lambda: not job.running, 0.8)
     window.compare_dock.raise_()

