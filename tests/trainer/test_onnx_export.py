@@ -35,6 +35,7 @@ ARCHITECTURES = {
     "dagan": {"depth": 3, "width": 8},
     "cyclegan-resnet": {"width": 8, "blocks": 2},
     "msdenoiser": {"widths": [8, 16, 32], "blocks": [1, 1, 1]},
+    "fastsr": {"scale": 2, "widths": [8, 16, 32], "blocks": [1, 1, 1]},
 }
 
 

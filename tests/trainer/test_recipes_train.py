@@ -18,7 +18,8 @@ from trainer.recipe import load_recipe, shipped_recipes
 
 # Per recipe: tiny arguments and how long it needs. Networks that start from the bicubic image (VDSR) or the
 # noisy one (residual denoisers) beat it within a few dozen steps; SRCNN and SRResNet must first learn to
-# reproduce their input, which takes a few hundred.
+# reproduce their input, which takes a few hundred, and fastsr must first learn to cancel its random residual
+# over bicubic.
 TINY = {
     "srcnn-x2": (400, ["data.patch=48", "optimiser.lr=2e-3"]),
     "srcnn-x4": (400, ["data.patch=48", "optimiser.lr=2e-3"]),
@@ -37,6 +38,14 @@ TINY = {
         ],
     ),
     "msdenoiser": (60, ["optimiser.lr=2e-3", "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]),
+    "fastsr-x2": (
+        600,
+        ["data.patch=48", "optimiser.lr=1e-3", "model.arguments={scale=2,widths=[8,16,32],blocks=[1,1,1]}"],
+    ),
+    "fastsr-x4": (
+        300,
+        ["data.patch=48", "optimiser.lr=1e-3", "model.arguments={scale=4,widths=[8,16,32],blocks=[1,1,1]}"],
+    ),
     "lowdose-denoiser": (60, ["optimiser.lr=2e-3", "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]),
     "dncnn": (60, ["optimiser.lr=2e-3", "model.arguments={depth=6,width=16}"]),
     "pix2pix-denoiser": (
