@@ -3,7 +3,7 @@
 # background-safe way the trainer always does (checkpoints every few minutes; `resume RUN` continues one that
 # was stopped). Runs go to $RUNS, never into git; only the exported weights and cards in resources/models/ ship.
 #
-# Usage: bash scripts/train_shipped_models.sh [denoiser|sr-x2|sr-x4|all]   (from the repository root, after
+# Usage: bash scripts/train_shipped_models.sh [denoiser|sr-x2|sr-x4|lowdose|vdsr-x2|vdsr-x4|srcnn-x2|srcnn-x4|all]   (from the repository root, after
 # `bash scripts/setup.sh`). On 2 CPU cores each stage takes 45-95 minutes; the timings are in README.md.
 # OMP_NUM_THREADS=1 lets two stages share two cores without OpenMP threads stalling each other.
 set -euo pipefail
@@ -49,11 +49,33 @@ super_resolution() {
         --name "Fast super-resolution x$scale (fastsr)" --data-source "$SOURCE" --limits "$(limits "fastsr-x$scale")"
 }
 
+lowdose() {
+    # The low-dose denoiser fine-tunes the shipped default denoiser on Poisson-Gaussian noise (the recipe from
+    # scratch needs ~3x the steps): lr 5e-4, 9000 steps on pool v2.
+    "$PYTHON" -m trainer run lowdose-denoiser --data "$POOL-v2" --out "$RUNS" --name lowdose-v1 \
+        --init "$MODELS/msdenoiser.safetensors" --set "${SPLIT[@]}" optimiser.lr=5e-4 warmup_steps=200 steps=9000
+    "$PYTHON" -m trainer export "$RUNS/lowdose-v1" --to "$MODELS" --id lowdose-denoiser --float16 \
+        --name "Low-dose denoiser (msdenoiser)" --data-source "$SOURCE" --limits "$(limits lowdose-denoiser)"
+}
+
+source_method() {  # the source projects' super-resolution networks, each its recipe as it stands, on pool v1
+    local recipe=$1 name=$2
+    "$PYTHON" -m trainer run "$recipe" --data "$POOL-v1" --out "$RUNS" --name "$recipe-v1" --set "${SPLIT[@]}"
+    "$PYTHON" -m trainer export "$RUNS/$recipe-v1" --to "$MODELS" --id "$recipe" --float16 \
+        --name "$name" --data-source "$SOURCE" --limits "$(limits "$recipe")"
+}
+
 pool
 case "${1:-all}" in
     denoiser) denoiser ;;
     sr-x2) super_resolution 2 1 ;;
     sr-x4) super_resolution 4 2 22000 ;;
-    all) denoiser; super_resolution 2 1; super_resolution 4 2 22000 ;;
-    *) echo "usage: $0 [denoiser|sr-x2|sr-x4|all]" >&2; exit 2 ;;
+    lowdose) lowdose ;;
+    vdsr-x2 | vdsr-x4) source_method "$1" "VDSR x${1#vdsr-x}" ;;
+    srcnn-x2 | srcnn-x4) source_method "$1" "SRCNN x${1#srcnn-x}" ;;
+    all)
+        denoiser; super_resolution 2 1; super_resolution 4 2 22000; lowdose
+        for scale in 2 4; do source_method "vdsr-x$scale" "VDSR x$scale"; source_method "srcnn-x$scale" "SRCNN x$scale"; done
+        ;;
+    *) echo "usage: $0 [denoiser|sr-x2|sr-x4|lowdose|vdsr-x2|vdsr-x4|srcnn-x2|srcnn-x4|all]" >&2; exit 2 ;;
 esac

@@ -108,12 +108,15 @@ def _error_map_rgb(difference: np.ndarray, colour_map: str, limit: float) -> np.
     return pg.colormap.get(colour_map).map(scaled, mode="float")[..., :3].astype(np.float32)
 
 
-def export_figure_to(window: MainWindow, destination: Path) -> Path:
+def figure_panels(window: MainWindow) -> list[FigurePanel]:
+    """The figure's images, titled as the panes are: acquired, input or reference, enhanced (or synthetic, for a
+    translation, whose values are no measurement) and the error map."""
     from medviewer.gui.main_window import ERROR_COLOUR_MAP
 
     evaluation = _require_evaluation(window)
     series, index, chosen = window.series, window.index, window.chosen_window
     entry = window.results.entry
+    synthetic = entry.task == "translation"
     panels = [FigurePanel("Original (acquired)", series.display(index, chosen))]
     if evaluation.mode == "simulate":
         panels.append(
@@ -124,19 +127,34 @@ def export_figure_to(window: MainWindow, destination: Path) -> Path:
         )
     elif evaluation.mode == "paired":
         panels.append(FigurePanel("Paired reference", series.display_values(evaluation.reference, index, chosen)))
-    panels.append(
-        FigurePanel(f"Enhanced: {entry.name} (not acquired)", series.display_values(evaluation.enhanced, index, chosen))
+    title = (
+        f"Synthetic: {entry.name} (translated, not a measurement)"
+        if synthetic
+        else f"Enhanced: {entry.name} (not acquired)"
     )
+    panels.append(FigurePanel(title, series.display_values(evaluation.enhanced, index, chosen)))
+    error_title = "Difference, synthetic − input (not an error)" if synthetic else f"Error map ({_units(window)})"
     panels.append(
         FigurePanel(
-            f"Error map ({series.units or 'grey levels'})",
-            _error_map_rgb(evaluation.difference, ERROR_COLOUR_MAP, window.results.difference_limit()),
+            error_title, _error_map_rgb(evaluation.difference, ERROR_COLOUR_MAP, window.results.difference_limit())
         )
     )
+    return panels
+
+
+def _units(window: MainWindow) -> str:
+    """The error map's units: the series' own, except for a translation's synthetic values."""
+    synthetic = window.results is not None and window.results.entry.task == "translation"
+    return "grey levels" if synthetic or not window.series.units else window.series.units
+
+
+def export_figure_to(window: MainWindow, destination: Path) -> Path:
+    panels = figure_panels(window)
+    series, index = window.series, window.index
     limit = window.results.difference_limit()
     caption = [
         f"{series.description} · slice {index + 1} of {len(series)} · error map from -{limit:.4g} (blue) to "
-        f"+{limit:.4g} (red) {series.units or 'grey levels'}"
+        f"+{limit:.4g} (red) {_units(window)}"
     ] + window.metrics_panel.summary_text().splitlines()
     return write_comparison_figure(panels, caption, destination, protected=_inputs(window))
 

@@ -675,19 +675,25 @@ class MainWindow(QMainWindow):
             self.metrics_panel.clear()
             return
         results = self.results
+        # A translated image (CycleGAN) is synthetic: its values are no measurement in the input's units (HU).
+        synthetic = results.entry.task == "translation"
+        output_units = "" if synthetic else series.units
         scale = evaluation.enhanced.shape[1] / shape[1]
         enhanced = series.display_values(evaluation.enhanced, index, self.chosen_window)
-        enhanced_pane.show_image(evaluation.enhanced, enhanced, units=series.units, scale=scale, **geometry)
+        enhanced_pane.show_image(evaluation.enhanced, enhanced, units=output_units, scale=scale, **geometry)
         enhanced_pane.set_label(self._enhanced_label(results, evaluation), warning=True)
         limit = results.difference_limit()
-        units = series.units or "grey levels"
+        units = output_units or "grey levels"
         error_pane.set_colour_map(ERROR_COLOUR_MAP, (-limit, limit), units)
         error_scale = evaluation.difference.shape[1] / shape[1]
         error_pane.show_image(
-            evaluation.difference, evaluation.difference, units=series.units, scale=error_scale, **geometry
+            evaluation.difference, evaluation.difference, units=output_units, scale=error_scale, **geometry
         )
         against = "reference" if evaluation.reference is not None else "input (no reference)"
-        error_pane.set_label(f"ERROR MAP: enhanced − {against}, in {units}", warning=False)
+        if synthetic:
+            error_pane.set_label(f"DIFFERENCE: synthetic − input, in {units} (not an error)", warning=False)
+        else:
+            error_pane.set_label(f"ERROR MAP: enhanced − {against}, in {units}", warning=False)
         if evaluation.mode == "simulate":
             degraded = series.display_values(evaluation.model_input, index, self.chosen_window)
             input_scale = evaluation.model_input.shape[1] / shape[1]
@@ -708,10 +714,12 @@ class MainWindow(QMainWindow):
         if self.stack.currentWidget() is self.swipe:  # hidden, it would crop two images per slice for nothing
             self.swipe.show_pair(original, enhanced, scale)
             self.swipe.set_label(self._enhanced_label(results, evaluation))
-        self.metrics_panel.show_evaluation(evaluation, results.entry.name, series.units, results.device)
+        self.metrics_panel.show_evaluation(evaluation, results.entry.name, output_units, results.device)
 
     @staticmethod
     def _enhanced_label(results: enhancement.EnhancementResults, evaluation: Evaluation) -> str:
+        if results.entry.task == "translation":
+            return f"SYNTHETIC · {results.entry.name} · translated by a network, not a measurement"
         source = f" · from simulated {evaluation.degradation}" if evaluation.mode == "simulate" else ""
         return f"ENHANCED · {results.entry.name}{source} · not the acquired image"
 

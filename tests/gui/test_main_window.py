@@ -379,6 +379,34 @@ def test_a_slice_without_a_result_carries_no_enhanced_label(qtbot, window):
     assert window.grid.pane("enhanced").label_text() == ""
 
 
+def test_a_translated_image_is_labelled_synthetic_and_shown_without_the_inputs_units(
+    qtbot, window, models_folder, tmp_path
+):
+    from medviewer.gui import exporting
+
+    write_model(
+        models_folder,
+        model_id="tiny-cyclegan",
+        architecture="cyclegan-resnet",
+        arguments={"width": 8, "blocks": 1},
+        task="translation",
+        scale=1,
+    )
+    window.refresh_models()
+    qtbot.waitUntil(lambda: "tiny-cyclegan" in {entry.id for entry in window.registry.entries}, timeout=60000)
+    window.model_panel.select_model("tiny-cyclegan")
+    window.model_panel.set_reference_mode("none")
+    _finish(qtbot, window.enhance_slice())
+    assert window.last_error is None, window.last_error
+    enhanced, error = window.grid.pane("enhanced"), window.grid.pane("error")
+    assert enhanced.label_text().startswith("SYNTHETIC · ") and "not a measurement" in enhanced.label_text()
+    assert "ENHANCED" not in enhanced.label_text()
+    assert window.series.units == "HU" and enhanced.units == "" and error.units == ""
+    assert error.label_text().startswith("DIFFERENCE: synthetic − input") and "not an error" in error.label_text()
+    titles = [panel.title for panel in exporting.figure_panels(window)]
+    assert "Synthetic: Test cyclegan-resnet (translated, not a measurement)" in titles
+
+
 def test_an_image_with_nan_and_infinity_opens_enhances_and_says_how_many(qtbot, isolated_settings, tmp_path):
     from medviewer.gui.main_window import MainWindow
 

@@ -80,7 +80,7 @@ def test_schedules():
     factors = [learning_rate_factor(recipe.optimiser, step, 110) for step in range(110)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0) and factors[60] == pytest.approx(0.505) and factors[-1] < 0.02
-    stepped = load_recipe(shipped_recipes()["vdsr-x2"], ["warmup_steps=0"]).optimiser
+    stepped = load_recipe(shipped_recipes()["dncnn"], ["warmup_steps=0", "milestones=[0.5, 0.8]"]).optimiser
     assert [learning_rate_factor(stepped, step, 100) for step in (0, 49, 50, 79, 80)] == pytest.approx(
         [1, 1, 0.1, 0.1, 0.01]
     )
