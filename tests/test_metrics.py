@@ -15,6 +15,7 @@ from medviewer.metrics import (
     Scores,
     absolute_error_map,
     estimate_noise_sigma,
+    high_frequency_ratio,
     psnr,
     score,
     signed_difference_map,
@@ -263,3 +264,23 @@ def test_symmetric_display_limit_ignores_a_few_extremes():
 def test_symmetric_display_limit_is_never_zero():
     assert symmetric_display_limit(np.zeros((4, 4))) == 1.0
     assert symmetric_display_limit(np.array([0.0] * 999 + [3.0])) == 3.0
+
+
+def test_high_frequency_ratio_is_one_for_the_reference_below_for_blur_above_for_noise(camera):
+    from scipy import ndimage
+    from skimage.transform import rescale
+
+    assert high_frequency_ratio(camera, camera) == pytest.approx(1.0)
+    blurred = ndimage.gaussian_filter(camera, 1.0)
+    upscaled = np.clip(rescale(rescale(camera, 0.5, order=3, anti_aliasing=True), 2, order=3), 0, 1)
+    noisy = camera + np.random.default_rng(0).normal(0, 0.05, camera.shape)
+    assert high_frequency_ratio(camera, blurred) < 0.2
+    assert 0.05 < high_frequency_ratio(camera, upscaled) < 0.6  # bicubic x2 keeps little above 1/4 cycle/pixel
+    assert high_frequency_ratio(camera, noisy) > 1.5
+    assert high_frequency_ratio(camera, 2 * camera) == pytest.approx(4.0)  # energy, not amplitude
+    colour = np.stack([camera, blurred, camera], axis=-1)
+    assert 0.6 < high_frequency_ratio(np.stack([camera] * 3, axis=-1), colour) < 0.7
+    with pytest.raises(ImageTooSmallError):
+        high_frequency_ratio(camera[:4, :4], camera[:4, :4])
+    with pytest.raises(ShapeMismatchError):
+        high_frequency_ratio(camera, camera[:100])
