@@ -13,7 +13,7 @@ from medviewer.enhance.evaluation import simulate
 from medviewer.models.registry import BUNDLED_MODELS_FOLDER, discover_models
 from trainer.training_pool import held_out_images
 
-SHIPPED = ["msdenoiser", "fastsr-x2", "fastsr-x4"]
+SHIPPED = ["msdenoiser", "fastsr-x2", "fastsr-x4", "lowdose-denoiser"]
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,8 @@ def test_cards_state_their_data_device_time_and_baselines(registry, model_id):
     ("model_id", "baseline_id", "spec", "margin_db"),
     [
         ("msdenoiser", "nlm", "noise:25", 0.5),
+        ("lowdose-denoiser", "nlm", "lowdose:60", 1.0),
+        ("lowdose-denoiser", "msdenoiser", "lowdose:30", 0.1),
         ("fastsr-x2", "bicubic-x2", "sr:2", 2.0),
         ("fastsr-x4", "bicubic-x4", "sr:4", 0.8),
     ],
