@@ -116,9 +116,10 @@ def skimage_images() -> Iterator[tuple[str, np.ndarray]]:
         yield f"skimage/{name}", _grey(getattr(data, name)())
 
 
-def dicom_images() -> Iterator[tuple[str, np.ndarray]]:
+def dicom_images(modalities: frozenset[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """Every decodable frame of pydicom's test files at least 64 pixels on a side, in modality units
-    (colour frames as luminance), except the held-out files and their re-encodings."""
+    (colour frames as luminance), except the held-out files and their re-encodings; only those of the given
+    DICOM `modalities` ("CT", "MR") when they are given."""
     import pydicom
     from pydicom.data import get_testdata_files
 
@@ -131,6 +132,8 @@ def dicom_images() -> Iterator[tuple[str, np.ndarray]]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 dataset = pydicom.dcmread(path)
+                if modalities is not None and str(dataset.get("Modality", "")) not in modalities:
+                    continue
                 pixels = dataset.pixel_array
                 photometric = str(dataset.get("PhotometricInterpretation", ""))
                 if photometric.startswith("YBR"):
