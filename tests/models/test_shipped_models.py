@@ -13,7 +13,7 @@ from medviewer.enhance.evaluation import simulate
 from medviewer.models.registry import BUNDLED_MODELS_FOLDER, discover_models
 from trainer.training_pool import held_out_images
 
-SHIPPED = ["msdenoiser", "fastsr-x2", "fastsr-x4", "lowdose-denoiser", "srcnn-x2", "srcnn-x4", "vdsr-x2"]
+SHIPPED = ["msdenoiser", "fastsr-x2", "fastsr-x4", "lowdose-denoiser", "srcnn-x2", "srcnn-x4", "vdsr-x2", "vdsr-x4"]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,9 @@ def test_cards_state_their_data_device_time_and_baselines(registry, model_id):
         ("vdsr-x2", "bicubic-x2", "sr:2", 1.5),
         ("vdsr-x2", "srcnn-x2", "sr:2", 0.5),
         ("fastsr-x2", "vdsr-x2", "sr:2", 0.3),  # the fast default at or above VDSR, at 1/11.5 of its FLOPs
+        ("vdsr-x4", "bicubic-x4", "sr:4", 1.0),
+        ("vdsr-x4", "srcnn-x4", "sr:4", 0.3),
+        ("fastsr-x4", "vdsr-x4", "sr:4", 0.2),
     ],
 )
 def test_shipped_networks_beat_the_classical_method_on_held_out_images(
