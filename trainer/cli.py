@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", dest="display_name", help="the name the viewer lists (default: recipe [run])")
     export.add_argument("--data-source", help="where the training folder came from, for the card")
     export.add_argument("--limits", help="the model's limits, for the card (default: the recipe's)")
+    export.add_argument(
+        "--step",
+        type=int,
+        help="export this checkpoint (default: the best validation PSNR; adversarial and cycle runs: the last)",
+    )
 
     evaluate = commands.add_parser("eval", help="score a run or a model on a folder under a protocol degradation")
     evaluate.add_argument("source", metavar="RUN_DIR|MODEL_ID")
@@ -178,6 +183,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
             name=arguments.display_name,
             data_source=arguments.data_source,
             limits=arguments.limits,
+            step=arguments.step,
         )
         emit({"event": "export", "files": [str(path) for path in written]})
         return 0

@@ -50,17 +50,31 @@ def model_id_for(name: str) -> str:
     return cleaned[:64]
 
 
-def chosen_checkpoint(folder: Path) -> tuple[int, Path, dict[str, Any] | None]:
-    """The checkpoint with the best validation PSNR (the run keeps it), else the newest."""
+# Adversarial and cycle training do not aim at the highest PSNR: the best-PSNR checkpoint of a GAN is the one
+# least changed by its adversarial term (often the first after pre-training), and CycleGAN's validation PSNR
+# is of the round trip, which an identity mapping would win. Those runs export their last checkpoint.
+_LAST_CHECKPOINT_PARADIGMS = frozenset({"adversarial", "cycle"})
+
+
+def chosen_checkpoint(
+    folder: Path, paradigm: str = "supervised", step: int | None = None
+) -> tuple[int, Path, dict[str, Any] | None]:
+    """The checkpoint `step` if given; else, for supervised runs, the one with the best validation PSNR (the
+    run keeps it) and for adversarial and cycle runs the newest; with its validation record where there is one."""
     found = dict(checkpoint.checkpoints(folder / CHECKPOINT_FOLDER))
     if not found:
         raise RunError(f"{folder} has no checkpoint yet; train it first (`medviewer-train resume {folder}`)")
-    history = [record for record in validation_history(folder) if record["step"] in found]
-    if history:
-        best = max(history, key=lambda record: record["psnr"])
+    history = {record["step"]: record for record in validation_history(folder) if record["step"] in found}
+    if step is not None:
+        if step not in found:
+            kept = ", ".join(str(kept_step) for kept_step in sorted(found))
+            raise RunError(f"{folder} has no checkpoint at step {step}; it keeps steps {kept}")
+        return step, found[step], history.get(step)
+    if history and paradigm not in _LAST_CHECKPOINT_PARADIGMS:
+        best = max(history.values(), key=lambda record: record["psnr"])
         return best["step"], found[best["step"]], best
-    step = max(found)
-    return step, found[step], None
+    newest = max(found)
+    return newest, found[newest], history.get(newest)
 
 
 def _start_event(folder: Path) -> dict[str, Any]:
@@ -88,16 +102,18 @@ def export_run(
     name: str | None = None,
     data_source: str | None = None,
     limits: str | None = None,
+    step: int | None = None,
 ) -> list[Path]:
     """Write `<id>.safetensors` and `<id>.json` (and `<id>-reverse.*` for CycleGAN's second generator).
 
     `float16` stores the weights in half precision (half the file; the engine loads them into its own
     dtype) where the architecture is safe in float16; `default` marks the card as its task's preselected
     model; `name` replaces the card's display name and `data_source` says where the training folder came
-    from (default: "the user's folders"); `limits` replaces the recipe's stated limits."""
+    from (default: "the user's folders"); `limits` replaces the recipe's stated limits; `step` exports that
+    checkpoint instead of `chosen_checkpoint`'s choice."""
     folder = Path(folder)
     recipe, settings = read_run(folder)
-    step, path, validation = chosen_checkpoint(folder)
+    step, path, validation = chosen_checkpoint(folder, recipe.recipe.paradigm, step)
     saved = checkpoint.load_checkpoint(path)
     to = Path(to).expanduser() if to is not None else user_models_folder()
     to.mkdir(parents=True, exist_ok=True)
@@ -225,7 +241,7 @@ def _card(model_id, recipe: Recipe, settings, network, step, validation, saved, 
 def load_run_generator(folder: Path) -> tuple[torch.nn.Module, Recipe]:
     """The generator export would write (best EMA weights), for `eval RUN_DIR`."""
     recipe, _ = read_run(folder)
-    _, path, _ = chosen_checkpoint(Path(folder))
+    _, path, _ = chosen_checkpoint(Path(folder), recipe.recipe.paradigm)
     saved = checkpoint.load_checkpoint(path)
     name = PARADIGM_MODULES[recipe.recipe.paradigm].GENERATORS[0]
     network = build_generator(recipe.model.architecture, recipe.model.arguments)

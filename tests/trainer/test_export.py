@@ -17,7 +17,7 @@ from tests.trainer.conftest import FAST
 from trainer import run as runs
 from trainer.cli import main
 from trainer.data import scan_folder, split_series, validation_images
-from trainer.export import export_run
+from trainer.export import chosen_checkpoint, export_run
 from trainer.recipe import load_recipe, shipped_recipes
 
 TINY = [
@@ -143,6 +143,24 @@ def test_init_fine_tunes_from_an_exported_model_and_from_a_weights_file(
         shipped_recipes()["msdenoiser"], TINY, [phantom_folder], tmp_path / "runs", "from-file", "cpu", str(weights)
     )
     assert json.loads((folder / "run.json").read_text())["init"] == str(weights.resolve())
+
+
+def test_export_takes_a_chosen_step_and_gan_runs_export_their_last(trained_run, tmp_path, capsys):
+    history = {record["step"]: record for record in json.loads((trained_run / "validation.json").read_text())}
+    assert sorted(history) == [20, 40]
+    assert main(["export", str(trained_run), "--to", str(tmp_path / "models"), "--id", "early", "--step", "20"]) == 0
+    card = discover_models([tmp_path / "models"]).get("early").card
+    assert card.extra["training"]["step"] == 20
+    assert card.validation.psnr == pytest.approx(history[20]["by_degradation"]["noise:15"]["psnr"], abs=1e-3)
+    assert main(["export", str(trained_run), "--to", str(tmp_path / "models"), "--step", "30"]) == 2
+    assert "no checkpoint at step 30; it keeps steps 20, 40" in capsys.readouterr().err
+    # A GAN's best-PSNR checkpoint is the one its adversarial term changed least: adversarial and cycle runs
+    # export the newest, with that step's validation record.
+    for paradigm in ("adversarial", "cycle"):
+        step, path, record = chosen_checkpoint(trained_run, paradigm)
+        assert step == 40 and path.name.endswith("40.pt") and record["step"] == 40
+    best = max(history.values(), key=lambda record: record["psnr"])
+    assert chosen_checkpoint(trained_run, "supervised")[0] == best["step"]
 
 
 def test_a_run_without_checkpoints_cannot_be_exported(tmp_path, phantom_folder, capsys):
