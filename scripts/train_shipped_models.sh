@@ -3,7 +3,7 @@
 # background-safe way the trainer always does (checkpoints every few minutes; `resume RUN` continues one that
 # was stopped). Runs go to $RUNS, never into git; only the exported weights and cards in resources/models/ ship.
 #
-# Usage: bash scripts/train_shipped_models.sh [denoiser|sr-x2|sr-x4|lowdose|vdsr-x2|vdsr-x4|srcnn-x2|srcnn-x4|all]   (from the repository root, after
+# Usage: bash scripts/train_shipped_models.sh [denoiser|sr-x2|sr-x4|lowdose|vdsr-x2|vdsr-x4|srcnn-x2|srcnn-x4|srgan|gan-denoisers|cyclegan|all]   (from the repository root, after
 # `bash scripts/setup.sh`). On 2 CPU cores each stage takes 45-95 minutes; the timings are in README.md.
 # OMP_NUM_THREADS=1 lets two stages share two cores without OpenMP threads stalling each other.
 set -euo pipefail
@@ -13,6 +13,7 @@ RUNS=${RUNS:-runs}
 POOL=${POOL:-$RUNS/pool}
 MODELS=resources/models
 SOURCE="from MedViewer's training pool (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs and head CT)"
+DOMAINS_SOURCE="from MedViewer's translation domains (trainer/translation_domains.py): domain A (X-ray) = 96 simulated radiographs (exp(-line integral) through soft-tissue and hollow-bone ellipsoids) and 12 digitally reconstructed radiographs of the synthetic head CT at 0-165 degrees; domain B (CT/MR) = 22 slices of the synthetic head CT, each at brain, subdural and bone windows (66 images), and the 3 CT/MR images of pydicom's test files that are not held out; held out, never trained on: 8 radiographs of unseen seeds, 3 DRRs from unseen angles, CT_small and MR_small"
 # The shipped models' validation split is 8 % of the pool; the benchmark's six held-out images are the test set.
 SPLIT=(val_fraction=0.08 test_fraction=0 workers=1)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -65,6 +66,36 @@ source_method() {  # the source projects' super-resolution networks, each its re
         --name "$name" --data-source "$SOURCE" --limits "$(limits "$recipe")"
 }
 
+srgan() {
+    # The L1 twin first (its recipe as it stands), then SRGAN from its weights, as the paper did: pretrain_steps=0
+    # because the pre-training is the twin. Adversarial runs export their last checkpoint.
+    source_method srresnet-cbam-x4 "SRResNet-CBAM x4 (L1 twin of SRGAN)"
+    "$PYTHON" -m trainer run srgan-cbam-x4 --data "$POOL-v1" --out "$RUNS" --name srgan-cbam-x4-v1 \
+        --init "$MODELS/srresnet-cbam-x4.safetensors" --set "${SPLIT[@]}" pretrain_steps=0 steps=1500
+    "$PYTHON" -m trainer export "$RUNS/srgan-cbam-x4-v1" --to "$MODELS" --id srgan-cbam-x4 --float16 \
+        --name "SRGAN-CBAM x4" --data-source "$SOURCE" --limits "$(limits srgan-cbam-x4)"
+}
+
+gan_denoisers() {  # the source projects' GAN denoisers, each its recipe as it stands, on pool v2
+    local recipe name
+    for recipe in pix2pix-denoiser dagan-denoiser; do
+        name=$([ "$recipe" = pix2pix-denoiser ] && echo "pix2pix U-Net GAN denoiser" || echo "DAGAN denoiser")
+        "$PYTHON" -m trainer run "$recipe" --data "$POOL-v2" --out "$RUNS" --name "$recipe-v1" --set "${SPLIT[@]}"
+        "$PYTHON" -m trainer export "$RUNS/$recipe-v1" --to "$MODELS" --id "$recipe" --float16 \
+            --name "$name" --data-source "$SOURCE" --limits "$(limits "$recipe")"
+    done
+}
+
+cyclegan() {
+    # Unpaired domains from trainer/translation_domains.py (A: X-ray-like, B: CT/MR); CycleGAN keeps float32
+    # (InstanceNorm statistics) and exports both generators (cyclegan-xray-ct and cyclegan-xray-ct-reverse).
+    local domains=$RUNS/domains
+    [ -d "$domains" ] || "$PYTHON" -c "from pathlib import Path; from trainer.translation_domains import write_translation_domains; write_translation_domains(Path('$domains'))"
+    "$PYTHON" -m trainer run cyclegan-xray-ct --data "$domains/A" "$domains/B" --out "$RUNS" --name cyclegan-xray-ct-v1 --set workers=1
+    "$PYTHON" -m trainer export "$RUNS/cyclegan-xray-ct-v1" --to "$MODELS" --id cyclegan-xray-ct \
+        --name "CycleGAN X-ray to CT-like" --data-source "$DOMAINS_SOURCE" --limits "$(limits cyclegan-xray-ct)"
+}
+
 pool
 case "${1:-all}" in
     denoiser) denoiser ;;
@@ -73,9 +104,13 @@ case "${1:-all}" in
     lowdose) lowdose ;;
     vdsr-x2 | vdsr-x4) source_method "$1" "VDSR x${1#vdsr-x}" ;;
     srcnn-x2 | srcnn-x4) source_method "$1" "SRCNN x${1#srcnn-x}" ;;
+    srgan) srgan ;;
+    gan-denoisers) gan_denoisers ;;
+    cyclegan) cyclegan ;;
     all)
         denoiser; super_resolution 2 1; super_resolution 4 2 22000; lowdose
         for scale in 2 4; do source_method "vdsr-x$scale" "VDSR x$scale"; source_method "srcnn-x$scale" "SRCNN x$scale"; done
+        srgan; gan_denoisers; cyclegan
         ;;
-    *) echo "usage: $0 [denoiser|sr-x2|sr-x4|lowdose|vdsr-x2|vdsr-x4|srcnn-x2|srcnn-x4|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [denoiser|sr-x2|sr-x4|lowdose|vdsr-x2|vdsr-x4|srcnn-x2|srcnn-x4|srgan|gan-denoisers|cyclegan|all]" >&2; exit 2 ;;
 esac
