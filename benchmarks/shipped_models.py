@@ -5,7 +5,8 @@ Run: .venv/bin/python benchmarks/shipped_models.py [--models-dir DIR]
 Per model: the recipe and how it was trained (steps, minutes, device, from the card), GFLOP per 512x512
 input (counted by PyTorch's FlopCounterMode on the meta device), CPU seconds per 512x512 slice through the
 engine (best of 3 after a warm-up, torch's default threads), the weights file's size, and the card's own
-validation figure on its validation split (the held-out figures are `benchmarks/enhance_quality.py`'s).
+validation figure on its validation split (the held-out figures are `benchmarks/enhance_quality.py`'s; for
+CycleGAN, the round trip's PSNR and mean error per domain, and `benchmarks/translation_quality.py`'s).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def main() -> None:
         validation = ", ".join(
             f"{spec}: {figures['psnr']:.2f} dB (baseline {card.extra['baselines'][spec]['classical']['psnr']:.2f})"
             for spec, figures in card.extra.get("validation_by_degradation", {}).items()
+        ) or ", ".join(  # translation: no ground truth, the round trip of each domain
+            f"cycle {domain.upper()}: {figures['psnr']:.2f} dB, mean error {figures['cycle_error']:.4f}"
+            for domain, figures in (card.extra.get("cycle_validation") or {}).items()
         )
         lines.append(
             f"| `{entry.id}`{' (default)' if registry.defaults.get(entry.task) == entry.id else ''} "
