@@ -22,7 +22,6 @@ def test_every_shipped_recipe_loads_and_round_trips(name, tmp_path):
     assert load_recipe(copy) == recipe
 
 
-
 @pytest.mark.parametrize("name", ["pix2pix-denoiser", "dagan-denoiser"])
 def test_gan_denoisers_pretrain_and_judge_with_instance_norm(name):
     """A BatchNorm discriminator over a joint real + generated batch separates them by batch statistics, and
@@ -30,6 +29,7 @@ def test_gan_denoisers_pretrain_and_judge_with_instance_norm(name):
     recipe = load_recipe(shipped_recipes()[name])
     assert recipe.discriminator.arguments.get("norm") == "instance"
     assert 0 < recipe.run.pretrain_steps < recipe.run.steps
+
 
 def test_overrides_take_bare_or_dotted_keys_and_typed_values():
     recipe = load_recipe(
