@@ -4,7 +4,8 @@ scripts/screenshots.py` (apt-get install -y xvfb). Writes docs/screenshots/*.png
 1. viewer.png: the sample study, slice 12, enhanced with the preselected default denoiser (the bundled
    msdenoiser) against a simulated noise:25 degradation, in the 1x3 layout (original, enhanced, error map)
    with the metrics panel.
-2. compare.png: the compare-models table after running the network and the classical filters on that slice.
+2. compare.png: the compare-models table after running the shipped denoisers (supervised and GAN) and the
+   classical filters on that slice.
 3. swipe.png: the swipe view with the difference overlay off.
 """
 
@@ -69,7 +70,9 @@ def _steps(window: MainWindow):
     window.grid.pane("original").cursorMoved.emit((118.0, 150.0))  # as if hovering: every pane reads out
     window.grab().save(str(OUT / "viewer.png"))
 
-    window.model_panel.set_checked([preselected.id, "nlm", "unsharp", "clahe", "histeq"])
+    window.model_panel.set_checked(
+        [preselected.id, "lowdose-denoiser", "dagan-denoiser", "pix2pix-denoiser", "nlm", "unsharp", "clahe", "histeq"]
+    )
     job = window.compare_models()
     yield from _wait_until(lambda: not job.running, 0.8)
     window.compare_dock.raise_()
