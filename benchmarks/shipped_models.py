@@ -1,6 +1,6 @@
 """The shipped models at a glance, from their cards and one timing each: README.md's "Shipped models" table.
 
-Run: .venv/bin/python benchmarks/shipped_models.py [--models-dir DIR]
+Run: .venv/bin/python benchmarks/shipped_models.py [--models-dir DIR] [--models ID ...]
 
 Per model: the recipe and how it was trained (steps, minutes, device, from the card), GFLOP per 512x512
 input (counted by PyTorch's FlopCounterMode on the meta device), CPU seconds per 512x512 slice through the
@@ -48,6 +48,7 @@ def seconds_per_512(entry) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=BUNDLED_MODELS_FOLDER)
+    parser.add_argument("--models", nargs="+", help="only these model ids (the rows of a retrained model)")
     arguments = parser.parse_args()
     registry = discover_models([arguments.models_dir])
     lines = [
@@ -55,7 +56,7 @@ def main() -> None:
         "| --- | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for entry in registry.entries:
-        if entry.kind != "network":
+        if entry.kind != "network" or (arguments.models and entry.id not in arguments.models):
             continue
         card = entry.card
         training = card.extra.get("training", {})
