@@ -230,6 +230,45 @@ def piecewise_constant_phantom(size: int, seed: int) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def dead_leaves(size: int, seed: int) -> np.ndarray:
+    """A dead-leaves image: flat discs and rings of random grey level stacked on each other, radii drawn with
+    density ~ r^-3 (scale invariant, as natural images are) from two pixels to a quarter of the side.
+    Occlusion makes hard edges of every contrast up to the full range, corners, slivers a pixel or two wide
+    and thin bright shells (skull-, cortex- and coin-rim-like), the structures on which BM3D beat the default
+    denoiser trained on the rest of the pool. Synthetic dead leaves are a known stand-in for natural images
+    when training denoisers (Achddou et al. 2021, "Synthetic images as a regularity prior for image
+    restoration neural networks", SSVM). Half the images are rasterised (hard, stair-stepped edges), the
+    others antialiased with a one-pixel ramp; a third are then blurred slightly, as a camera or a CT kernel
+    would."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    hard_edges = rng.random() < 0.5
+    image = np.full((size, size), rng.uniform(0.0, 1.0), np.float32)
+    smallest, largest = 2.0, size / 4.0
+    mean_area = np.pi * smallest**2 * 2 * np.log(largest / smallest)  # E[pi r^2] under r^-3
+    for _ in range(int(6 * size * size / mean_area)):  # six layers deep on average: the first leaves are hidden
+        # Inverse-CDF sample of p(r) ~ r^-3 on [smallest, largest].
+        fraction = rng.random()
+        radius = (smallest**-2 - fraction * (smallest**-2 - largest**-2)) ** -0.5
+        centre = rng.uniform(-radius, size + radius, 2)
+        top, bottom = max(int(centre[0] - radius) - 1, 0), min(int(centre[0] + radius) + 2, size)
+        left, right = max(int(centre[1] - radius) - 1, 0), min(int(centre[1] + radius) + 2, size)
+        if top >= bottom or left >= right:
+            continue
+        rows, columns = np.mgrid[top:bottom, left:right] + 0.5
+        distance = np.hypot(rows - centre[0], columns - centre[1])
+        coverage = (distance <= radius) if hard_edges else np.clip(radius - distance + 0.5, 0.0, 1.0)
+        if radius > 6 and rng.random() < 0.15:  # a ring: a thin shell of 1-4 pixels
+            inner = radius - rng.uniform(1.0, 4.0)
+            coverage = coverage * ((distance > inner) if hard_edges else np.clip(distance - inner + 0.5, 0.0, 1.0))
+        region = image[top:bottom, left:right]
+        image[top:bottom, left:right] = region * (1 - coverage) + rng.uniform(0.0, 1.0) * coverage
+    if rng.random() < 1 / 3:
+        image = ndimage.gaussian_filter(image, rng.uniform(0.3, 1.0))
+    return image.astype(np.float32)
+
+
 def simulated_radiograph(size: int, seed: int) -> np.ndarray:
     """A projection radiograph: exp(-line integral) through random soft-tissue and bone ellipsoids, shown as
     attenuation (bright bone), with the smooth gradients and overlapping edges of plain films."""
@@ -277,7 +316,7 @@ def half_size(image: np.ndarray) -> np.ndarray:
 
 
 def pool_images(
-    phantoms: int = 48, radiographs: int = 24, flat_phantoms: int = 48, size: int = 256
+    phantoms: int = 48, radiographs: int = 24, flat_phantoms: int = 48, leaves: int = 64, size: int = 256
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Every image of the pool as (relative name without suffix, image in its own units)."""
     held_out = _held_out_references()
@@ -295,6 +334,8 @@ def pool_images(
         yield f"radiograph/simulated-{index:03d}", simulated_radiograph(size, 20_000 + index)
     for index in range(flat_phantoms):
         yield f"phantom/flat-{index:03d}", piecewise_constant_phantom(size, 30_000 + index)
+    for index in range(leaves):
+        yield f"phantom/leaves-{index:03d}", dead_leaves(size, 40_000 + index)
 
 
 def write_training_pool(folder: Path, **options: int) -> list[Path]:

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from trainer.training_pool import (
+    dead_leaves,
     held_out_images,
     is_held_out,
     piecewise_constant_phantom,
@@ -19,7 +20,7 @@ from trainer.training_pool import (
 
 @pytest.fixture(scope="module")
 def small_pool():
-    return dict(pool_images(phantoms=2, radiographs=2, flat_phantoms=2, size=64))
+    return dict(pool_images(phantoms=2, radiographs=2, flat_phantoms=2, leaves=2, size=64))
 
 
 def test_held_out_images_are_the_benchmarks_six():
@@ -56,6 +57,18 @@ def test_pool_draws_on_every_allowed_source(small_pool):
     assert sources == {"skimage", "dicom", "head-ct", "phantom", "radiograph"}
     assert sum(name.startswith("dicom/") for name in small_pool) >= 10
     assert all(min(image.shape) >= 64 and image.ndim == 2 for image in small_pool.values())
+    assert sum(name.startswith("phantom/leaves-") for name in small_pool) == 2
+
+
+def test_dead_leaves_have_hard_edges_of_every_contrast():
+    images = [dead_leaves(128, seed) for seed in range(8)]
+    assert np.array_equal(images[0], dead_leaves(128, 0)) and not np.array_equal(images[0], images[1])
+    assert all(0.0 <= image.min() and image.max() <= 1.0 for image in images)
+    steps = [np.abs(np.diff(image, axis=1)) for image in images]
+    # Rasterised ones: flat leaves (most neighbours equal) with near full-range jumps at their edges...
+    assert any(np.mean(step < 1e-6) > 0.7 and step.max() > 0.9 for step in steps)
+    # ...and the blurred ones keep no exactly flat run of pixels worth the name.
+    assert any(np.mean(step < 1e-6) < 0.1 for step in steps)
 
 
 def test_generated_images_are_deterministic_and_varied():
