@@ -13,6 +13,7 @@ RUNS=${RUNS:-runs}
 POOL=${POOL:-$RUNS/pool}
 MODELS=resources/models
 SOURCE="from MedViewer's training pool (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs and head CT)"
+SOURCE_V3="from MedViewer's training pool v3 (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs, head CT and dead-leaves images)"
 DOMAINS_SOURCE="from MedViewer's translation domains (trainer/translation_domains.py): domain A (X-ray) = 96 simulated radiographs (exp(-line integral) through soft-tissue and hollow-bone ellipsoids) and 12 digitally reconstructed radiographs of the synthetic head CT at 0-165 degrees; domain B (CT/MR) = 22 slices of the synthetic head CT, each at brain, subdural and bone windows (66 images), and the 3 CT/MR images of pydicom's test files that are not held out; held out, never trained on: 8 radiographs of unseen seeds, 3 DRRs from unseen angles, CT_small and MR_small"
 # The shipped models' validation split is 8 % of the pool; the benchmark's six held-out images are the test set.
 SPLIT=(val_fraction=0.08 test_fraction=0 workers=1)
@@ -51,7 +52,7 @@ denoiser() {
         --init "$RUNS/stage/msdenoiser-v3.safetensors" --set "${SPLIT[@]}" patch=128 batch=4 optimiser.lr=3e-4 \
         warmup_steps=200 steps=26000
     "$PYTHON" -m trainer export "$RUNS/msdenoiser-v5" --to "$MODELS" --id msdenoiser --float16 --default \
-        --name "Blind denoiser (msdenoiser)" --data-source "$SOURCE" --limits "$(limits msdenoiser)"
+        --name "Blind denoiser (msdenoiser)" --data-source "$SOURCE_V3" --limits "$(limits msdenoiser)"
 }
 
 super_resolution() {
