@@ -285,6 +285,7 @@ class PatchSettings:
     contrast: float
     min_patch_std: float
     seed: int
+    amount_exponent: float = 1.0  # the degradation amount is drawn at fraction u**amount_exponent of its range
 
 
 class PatchDataset(Dataset):
@@ -325,7 +326,8 @@ class PatchDataset(Dataset):
         margin = SR_MARGIN * scale if scale > 1 else 0
         (clean,) = self._crop(rng, [(self.pools[0], storage[0])], margin)
         (clean,) = self._intensity(rng, clean)
-        chosen = degradation.at(float(rng.random())) if degradation is not None else None
+        fraction = float(rng.random()) ** self.settings.amount_exponent
+        chosen = degradation.at(fraction) if degradation is not None else None
         noise_seed = int(rng.integers(2**63))
         degraded = clean if chosen is None else degrade(clean, chosen, seed=noise_seed)
         if margin and clean.shape[0] > self.settings.patch:

@@ -125,6 +125,20 @@ def test_super_resolution_patches_are_downscaled_with_context(ct_folder, tmp_pat
     np.testing.assert_allclose(alone[3:5, 3:5], item["input"][0, 3:5, 3:5].numpy(), atol=2e-2)
 
 
+def test_amount_exponent_draws_more_low_noise_patches(ct_folder, tmp_path):
+    pool, _, _ = build_pools(scan_data(_recipe(), [ct_folder]), tmp_path, "train", paired=False, min_side=32)
+
+    def median_sigma(exponent: float) -> float:
+        settings = PatchSettings(32, parse_degradation_range("noise:0-55"), 1.0, 0.0, 0.0, 5, exponent)
+        dataset = PatchDataset([pool], settings, "synthetic")
+        residuals = [float((dataset[index]["input"] - dataset[index]["target"]).std()) * 255 for index in range(300)]
+        return float(np.median(residuals))
+
+    # Uniform draws: median sigma 27.5 of 55; u**2: half the draws below 55/4.
+    assert median_sigma(1.0) == pytest.approx(27.5, abs=4)
+    assert median_sigma(2.0) == pytest.approx(55 / 4, abs=3)
+
+
 def test_blind_ranges_cover_their_amounts():
     noise = parse_degradation_range("noise:0-55")
     assert noise.at(0.0) is None and noise.at(1.0).amount == 55 and noise.spec == "noise:0-55"

@@ -70,6 +70,7 @@ def test_overrides_take_bare_or_dotted_keys_and_typed_values():
             "is not a file",
         ),
         (["pairing=unpaired"], "paradigm = 'cycle'"),
+        (["amount_exponent=0"], "data.amount_exponent must be >= 0.1"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, message):
