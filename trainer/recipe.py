@@ -66,9 +66,10 @@ class DegradationRange:
             amount = math.exp(math.log(self.low) + fraction * (math.log(self.high) - math.log(self.low)))
         else:
             amount = self.low + fraction * (self.high - self.low)
-        if amount <= 0:
+        amount = round(amount, 6) if self.kind != "sr" else int(amount)
+        if amount <= 0:  # after rounding: a draw that rounds to 0 is the clean image, not an invalid amount
             return None
-        return Degradation(self.kind, round(amount, 6) if self.kind != "sr" else int(amount))
+        return Degradation(self.kind, amount)
 
 
 def parse_degradation_range(text: str) -> DegradationRange:

@@ -142,6 +142,7 @@ def test_amount_exponent_draws_more_low_noise_patches(ct_folder, tmp_path):
 def test_blind_ranges_cover_their_amounts():
     noise = parse_degradation_range("noise:0-55")
     assert noise.at(0.0) is None and noise.at(1.0).amount == 55 and noise.spec == "noise:0-55"
+    assert noise.at(1e-9) is None  # rounds to 0: clean, not an invalid amount (u**e makes such draws common)
     dose = parse_degradation_range("lowdose:20-400")
     assert dose.at(0.0).amount == pytest.approx(20) and dose.at(0.5).amount == pytest.approx((20 * 400) ** 0.5)
     assert parse_degradation_range("sr:4").at(0.3).scale == 4
