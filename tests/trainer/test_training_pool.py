@@ -10,9 +10,12 @@ from trainer.training_pool import (
     dead_leaves,
     held_out_images,
     is_held_out,
+    normalised,
     piecewise_constant_phantom,
     pool_images,
     simulated_radiograph,
+    skimage_images,
+    textured_dead_leaves,
     textured_phantom,
     write_training_pool,
 )
@@ -20,7 +23,7 @@ from trainer.training_pool import (
 
 @pytest.fixture(scope="module")
 def small_pool():
-    return dict(pool_images(phantoms=2, radiographs=2, flat_phantoms=2, leaves=2, size=64))
+    return dict(pool_images(phantoms=2, radiographs=2, flat_phantoms=2, leaves=2, textured_leaves=2, size=64))
 
 
 def test_held_out_images_are_the_benchmarks_six():
@@ -58,6 +61,23 @@ def test_pool_draws_on_every_allowed_source(small_pool):
     assert sum(name.startswith("dicom/") for name in small_pool) >= 10
     assert all(min(image.shape) >= 64 and image.ndim == 2 for image in small_pool.values())
     assert sum(name.startswith("phantom/leaves-") for name in small_pool) == 2
+    assert sum(name.startswith("phantom/textured-leaves-") for name in small_pool) == 2
+    assert "skimage/motorcycle_left" in small_pool and "skimage/motorcycle_left-half" in small_pool
+
+
+def test_earlier_pools_stay_reproducible():
+    """Pool v3 (what the shipped denoiser's fourth stage trained on) is the defaults without v4's additions,
+    and its dead leaves are the same pixels as when it was written (pinned from that commit)."""
+    names = {
+        name
+        for name, _ in pool_images(
+            phantoms=1, radiographs=1, flat_phantoms=1, leaves=1, textured_leaves=0, motorcycle=False, size=64
+        )
+    }
+    assert not any("motorcycle" in name or "textured-leaves" in name for name in names)
+    leaves = dead_leaves(64, 3)  # a rasterised, unblurred one: exact arithmetic only
+    assert float(leaves.astype(np.float64).sum()) == pytest.approx(1932.1003693360835, abs=1e-9)
+    assert leaves[10, 10] == np.float32(0.13874171674251556)
 
 
 def test_dead_leaves_have_hard_edges_of_every_contrast():
@@ -69,6 +89,19 @@ def test_dead_leaves_have_hard_edges_of_every_contrast():
     assert any(np.mean(step < 1e-6) > 0.7 and step.max() > 0.9 for step in steps)
     # ...and the blurred ones keep no exactly flat run of pixels worth the name.
     assert any(np.mean(step < 1e-6) < 0.1 for step in steps)
+
+
+def test_textured_dead_leaves_carry_gratings_noise_and_photograph_crops():
+    photos = [normalised(image) for _, image in skimage_images()]
+    images = [textured_dead_leaves(128, seed, photos) for seed in range(8)]
+    assert np.array_equal(images[0], textured_dead_leaves(128, 0, photos))
+    assert all(0.0 <= image.min() and image.max() <= 1.0 for image in images)
+    flat_share = [np.mean(np.abs(np.diff(image, axis=1)) < 1e-6) for image in images]
+    plain_share = [np.mean(np.abs(np.diff(dead_leaves(128, seed), axis=1)) < 1e-6) for seed in range(8)]
+    assert np.mean(flat_share) < 0.6 * np.mean(plain_share)  # most leaves are no longer flat
+    # The photographs are used: without them the same seed draws other textures.
+    assert not np.array_equal(images[1], textured_dead_leaves(128, 1, []))
+    assert all(0.0 <= image.min() and image.max() <= 1.0 for image in (textured_dead_leaves(128, 1, []),))
 
 
 def test_generated_images_are_deterministic_and_varied():
