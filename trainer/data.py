@@ -286,6 +286,7 @@ class PatchSettings:
     min_patch_std: float
     seed: int
     amount_exponent: float = 1.0  # the degradation amount is drawn at fraction u**amount_exponent of its range
+    noise_maps: float = 0.0  # fraction of Gaussian-noise patches given a non-stationary sigma map
 
 
 class PatchDataset(Dataset):
@@ -329,7 +330,18 @@ class PatchDataset(Dataset):
         fraction = float(rng.random()) ** self.settings.amount_exponent
         chosen = degradation.at(fraction) if degradation is not None else None
         noise_seed = int(rng.integers(2**63))
-        degraded = clean if chosen is None else degrade(clean, chosen, seed=noise_seed)
+        # Drawn only when maps are asked for, so that recipes without them draw exactly the patches they did.
+        if (
+            chosen is not None
+            and chosen.kind == "noise"
+            and self.settings.noise_maps > 0
+            and (float(rng.random()) < self.settings.noise_maps)
+        ):
+            noise_rng = np.random.default_rng(noise_seed)
+            sigma = noise_sigma_map(clean, chosen.amount / 255.0, noise_rng)
+            degraded = (clean + sigma * noise_rng.standard_normal(clean.shape)).astype(np.float32)
+        else:
+            degraded = clean if chosen is None else degrade(clean, chosen, seed=noise_seed)
         if margin and clean.shape[0] > self.settings.patch:
             low_margin = margin // scale
             clean = clean[margin:-margin, margin:-margin]
@@ -371,6 +383,24 @@ class PatchDataset(Dataset):
                 image = (image * contrast + offset).astype(np.float32)
             changed.append(image)
         return changed
+
+
+def noise_sigma_map(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """A per-pixel noise sigma over `clean` whose root mean square is `sigma`: half the time a smooth
+    log-normal field (correlation length 1/8 to 1/2 of the patch, log-sigma spread 0.3-1.0: regions of
+    different dose or coil sensitivity), otherwise signal-dependent, sqrt(offset + clean) with an offset of
+    0.02-1 (photon noise with read noise; small offsets leave dark regions almost noise-free, as air is in CT)."""
+    from scipy import ndimage
+
+    if rng.random() < 0.5:
+        length = rng.uniform(1 / 8, 1 / 2) * min(clean.shape)
+        field = ndimage.gaussian_filter(rng.standard_normal(clean.shape), length, mode="wrap")
+        field /= float(field.std()) + 1e-12
+        shape = np.exp(rng.uniform(0.3, 1.0) * field)
+    else:
+        offset = float(np.exp(rng.uniform(np.log(0.02), 0.0)))
+        shape = np.sqrt(np.clip(clean, 0.0, None) + offset)
+    return (sigma * shape / np.sqrt(np.mean(shape**2))).astype(np.float32)
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

@@ -149,6 +149,10 @@ class DataSection:
     # 1 is uniform; 2 puts half the draws in the lowest quarter. A blind denoiser's loss is dominated by the
     # large errors of high-noise patches, so low noise, where it competes with BM3D, gets fewer updates.
     amount_exponent: float = 1.0
+    # The fraction of Gaussian-noise patches whose sigma varies over the patch (a smooth random field or a
+    # signal-dependent one, with the drawn sigma as its RMS): clinical noise is not stationary, and a blind
+    # denoiser that only ever sees one level per patch learns to keep anything noisier as texture.
+    noise_maps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -458,6 +462,8 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
         fail(f"optimiser.min_lr_ratio must be in (0, 1], got {recipe.optimiser.min_lr_ratio}")
     if not all(0 < milestone < 1 for milestone in recipe.optimiser.milestones):
         fail(f"optimiser.milestones must be fractions of the run in (0, 1), got {recipe.optimiser.milestones}")
+    if not 0 <= recipe.data.noise_maps <= 1:
+        fail(f"data.noise_maps is a fraction of the noise patches, in [0, 1], got {recipe.data.noise_maps}")
     if not 0 < recipe.data.val_fraction < 1 or not 0 <= recipe.data.test_fraction < 1:
         fail("data.val_fraction must be in (0, 1) and data.test_fraction in [0, 1)")
     if recipe.data.val_fraction + recipe.data.test_fraction >= 1:

@@ -592,6 +592,7 @@ def _train_reported(folder, recipe, settings, context, device, paradigm, latest,
         recipe.data.min_patch_std,
         recipe.run.seed,
         recipe.data.amount_exponent,
+        recipe.data.noise_maps,
     )
     dataset = data.PatchDataset(pools, settings_patch, mode)
     sampler = data.StepBatchSampler(state.step, steps, recipe.data.batch, context.rank, context.world)

@@ -19,6 +19,7 @@ from trainer.data import (
     PatchSettings,
     StepBatchSampler,
     build_pools,
+    noise_sigma_map,
     scan_data,
     split_series,
     split_summary,
@@ -171,3 +172,37 @@ def test_paired_folders_are_matched_by_relative_path(tmp_path):
     assert 0.02 < float(np.abs(low - high).mean()) < 0.08
     with pytest.raises(DataError, match="exactly two folders"):
         scan_data(recipe, [tmp_path / "low"])
+
+
+def test_noise_maps_vary_the_sigma_over_the_patch(ct_folder, tmp_path):
+    pool, _, _ = build_pools(scan_data(_recipe(), [ct_folder]), tmp_path, "train", paired=False, min_side=32)
+
+    def block_spread_and_rms(maps: float) -> tuple[float, float]:
+        settings = PatchSettings(32, parse_degradation_range("noise:25"), 1.0, 0.0, 0.0, 5, 1.0, maps)
+        dataset = PatchDataset([pool], settings, "synthetic")
+        spreads, levels = [], []
+        for index in range(80):
+            residual = (dataset[index]["input"] - dataset[index]["target"])[0].numpy().astype(np.float64)
+            blocks = residual.reshape(4, 8, 4, 8).std(axis=(1, 3))
+            spreads.append(blocks.max() / blocks.min())
+            levels.append(np.sqrt(np.mean(residual**2)) * 255)
+        assert torch.equal(dataset[3]["input"], dataset[3]["input"])  # still one patch per (seed, index)
+        return float(np.median(spreads)), float(np.median(levels))
+
+    stationary, stationary_level = block_spread_and_rms(0.0)
+    varying, varying_level = block_spread_and_rms(1.0)
+    assert stationary < 2.0 and varying > 1.5 * stationary
+    # The drawn sigma stays the level: the map only moves noise around the patch.
+    assert stationary_level == pytest.approx(25, rel=0.1) and varying_level == pytest.approx(25, rel=0.2)
+
+
+def test_noise_sigma_map_has_the_drawn_rms_and_follows_the_signal():
+    clean = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    for seed in range(12):
+        sigma = noise_sigma_map(clean, 0.1, np.random.default_rng(seed))
+        assert sigma.shape == clean.shape and sigma.min() > 0
+        assert float(np.sqrt(np.mean(sigma.astype(np.float64) ** 2))) == pytest.approx(0.1, rel=1e-4)
+    # Some maps are signal-dependent: the bright side noisier than the dark one, column for column.
+    maps = [noise_sigma_map(clean, 0.1, np.random.default_rng(seed)) for seed in range(12)]
+    assert any(np.all(np.diff(sigma[0]) > 0) for sigma in maps)
+    assert any(not np.all(np.diff(sigma[0]) >= 0) for sigma in maps)

@@ -71,6 +71,7 @@ def test_overrides_take_bare_or_dotted_keys_and_typed_values():
         ),
         (["pairing=unpaired"], "paradigm = 'cycle'"),
         (["amount_exponent=0"], "data.amount_exponent must be >= 0.1"),
+        (["noise_maps=1.5"], "data.noise_maps is a fraction"),
     ],
 )
 def test_bad_overrides_name_the_key(overrides, message):
