@@ -1,7 +1,7 @@
 """Quality of every method per degradation, by the shared protocol, on held-out images: PSNR and SSIM.
 
 Run: .venv/bin/python benchmarks/enhance_quality.py [--models-dir DIR ...] [--degradations noise:25 sr:2 ...]
-     [--speed]
+     [--speed] [--self-ensemble 2 8]
 (BM3D is included when the `bm3d` package is installed: `.venv/bin/pip install bm3d`.)
 
 Each image is the reference; a copy is degraded per ARCHITECTURE.md's protocol (fixed seeds), enhanced
@@ -20,6 +20,8 @@ pixel as a fraction of the reference's (1: as much fine detail as the reference;
 detail or noise the reference lacks), a sharpness measure that needs no downloaded network.
 
 `--speed` times every denoiser on one 512x512 slice (noise:25) in this process, as ratios to BM3D.
+`--self-ensemble N` adds each network run as a geometric self-ensemble of N copies (`medviewer.enhance.
+self_ensemble`) as its own row, "ID xN", in both tables.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 from medviewer.enhance.degrade import Degradation, parse_degradation
 from medviewer.enhance.engine import Enhancer, load_enhancer
 from medviewer.enhance.evaluation import simulate
+from medviewer.enhance.self_ensemble import ENSEMBLE_SIZES
 from medviewer.metrics import estimate_noise_sigma, high_frequency_ratio
 from medviewer.models.registry import BUNDLED_MODELS_FOLDER, discover_models
 from trainer.training_pool import held_out_images
@@ -129,10 +132,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--methods", nargs="+", help="only these method ids (and BM3D where installed)")
     parser.add_argument("--speed", action="store_true", help="time every denoiser on a 512x512 slice instead")
+    parser.add_argument(
+        "--self-ensemble",
+        type=int,
+        nargs="+",
+        default=[],
+        choices=ENSEMBLE_SIZES[1:],
+        metavar="N",
+        help="also run every network as a self-ensemble of N copies (rows 'ID xN')",
+    )
     arguments = parser.parse_args()
     registry = discover_models([BUNDLED_MODELS_FOLDER, *(arguments.models_dir or [])])
     entries = [e for e in registry.entries if not arguments.methods or e.id in arguments.methods]
     enhancers: list[Enhancer] = [load_enhancer(entry, arguments.device) for entry in entries]
+    for size in arguments.self_ensemble:
+        for entry in (e for e in entries if e.card is not None):
+            ensemble = load_enhancer(entry, arguments.device, ensemble=size)
+            ensemble.id = f"{entry.id} x{size}"  # its own row beside the single pass
+            enhancers.append(ensemble)
     bm3d: BM3D | None = None
     anscombe: BM3DAnscombe | None = None
     try:

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from medviewer import __version__
+from medviewer.enhance.self_ensemble import ENSEMBLE_SIZES
 from medviewer.errors import FrameOutOfRangeError, MedViewerError, UnreadableFileError
 from medviewer.io.export import EXPORT_SUFFIXES, export_frame
 from medviewer.io.study import LoadedStudies, Series, load_studies
@@ -92,6 +93,14 @@ def _add_enhance_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         metavar="REF",
         help="paired: score against REF (e.g. the full-dose scan); give one per INPUT, in order",
+    )
+    enhance.add_argument(
+        "--self-ensemble",
+        type=int,
+        choices=ENSEMBLE_SIZES,
+        default=1,
+        metavar="N",
+        help="networks: average N rotated/flipped copies (1, 2, 4 or 8; N times the time, default 1 = off)",
     )
     enhance.add_argument("--seed", type=int, default=0, help="noise seed for --degrade (default 0)")
     outputs = enhance.add_mutually_exclusive_group(required=True)

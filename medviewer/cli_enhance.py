@@ -83,7 +83,7 @@ def run_enhance(arguments: argparse.Namespace) -> int:
     if degradation is not None:  # a wrong scale is known before a weight is loaded
         check_simulation_fits(entry.id, entry.task, entry.scale, degradation)
     started = time.perf_counter()
-    enhancer = load_enhancer(entry, device)
+    enhancer = load_enhancer(entry, device, ensemble=arguments.self_ensemble)
     load_seconds = time.perf_counter() - started
     protected = [job.input for job in jobs] + [job.reference for job in jobs if job.reference is not None]
     derivations: dict[str, Derivation] = {}

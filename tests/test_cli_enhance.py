@@ -299,3 +299,34 @@ def test_an_input_identical_to_its_reference_is_reported_not_crashed(capsys, tmp
     )  # fmt: skip
     assert code == 0, err
     assert "(input: identical to the reference," in out
+
+
+def test_self_ensemble_is_named_in_the_record_and_averages_transposed_passes(capsys, tmp_path, user_models):
+    """--self-ensemble 2: the output is the mean of the single pass on the image and on its transpose (the
+    engine's contract, checked here through the command line) and the record names how it was made."""
+    write_model(user_models)
+    image = hu_image(40, 30)
+    np.save(tmp_path / "a.npy", image)
+    np.save(tmp_path / "a-transposed.npy", image.T)
+    outputs = {}
+    for name, extra in (("single", []), ("transposed", []), ("pair", ["--self-ensemble", "2"])):
+        source = tmp_path / ("a-transposed.npy" if name == "transposed" else "a.npy")
+        code, out, err = run(
+            capsys, "enhance", "--model", "tiny-srcnn-x2", "--device", "cpu", "--json", *extra,
+            "-o", tmp_path / f"{name}.npy", source,
+        )  # fmt: skip
+        assert code == 0, err
+        outputs[name] = (np.load(tmp_path / f"{name}.npy"), records(out)[0])
+    expected = (outputs["single"][0] + outputs["transposed"][0].T) / 2
+    np.testing.assert_allclose(outputs["pair"][0], expected, rtol=1e-5, atol=1e-2)
+    assert outputs["pair"][1]["model_name"].endswith("(self-ensemble x2)")
+    assert "self-ensemble" not in outputs["single"][1]["model_name"]
+
+
+@pytest.mark.parametrize("size", ["3", "0", "two"])
+def test_a_bad_self_ensemble_size_is_one_line_exit_two(capsys, tmp_path, size):
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "enhance", "--model", "nlm", "--self-ensemble", size, "-o", tmp_path / "o.npy", SAMPLE_PNG)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--self-ensemble" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.npy").exists()

@@ -22,6 +22,7 @@ from medviewer.enhance.degrade import normalise
 from medviewer.enhance.device import choose_device
 from medviewer.enhance.finite import NonFinitePixels, fill_non_finite, find_non_finite, put_back
 from medviewer.enhance.fusion import fuse_batch_norms
+from medviewer.enhance.self_ensemble import check_ensemble_size, run_self_ensemble
 from medviewer.enhance.tiling import AxisTile, plan_axis
 from medviewer.errors import MedViewerError, OperationCancelled
 from medviewer.models.architectures import build_architecture
@@ -188,7 +189,11 @@ class NetworkEnhancer(Enhancer):
         device: torch.device,
         half_precision: bool | None = None,
         tiles: TileSettings = TileSettings(),
+        ensemble: int = 1,
     ):
+        self.ensemble = check_ensemble_size(ensemble)
+        if self.ensemble > 1:  # the label says how the image was made: x8 is not what one pass gives
+            name = f"{name} (self-ensemble x{self.ensemble})"
         super().__init__(model_id, name, task, int(getattr(network, "scale", 1)), device)
         if half_precision is None:
             half_precision = bool(getattr(network, "half_precision_safe", False))
@@ -216,6 +221,18 @@ class NetworkEnhancer(Enhancer):
         return max(settings.smallest_output_pixels, int(budget))
 
     def run_normalised(self, images, progress=None, should_cancel=None):
+        if self.ensemble == 1:
+            return self._run_with_memory_fallback(images, progress, should_cancel)
+
+        def run_copy(copy: np.ndarray, index: int, size: int) -> np.ndarray:
+            def copy_progress(fraction: float) -> None:
+                progress((index + fraction) / size)
+
+            return self._run_with_memory_fallback(copy, copy_progress if progress else None, should_cancel)
+
+        return run_self_ensemble(run_copy, np.asarray(images, np.float32), self.ensemble)
+
+    def _run_with_memory_fallback(self, images, progress, should_cancel) -> np.ndarray:
         settings = self.tiles
         while True:
             try:
@@ -324,9 +341,17 @@ def _blend_core(output: np.ndarray, result: np.ndarray, row: AxisTile, column: A
         target += core * row_weights[:, None] * column_weights[None, :]
 
 
-def load_enhancer(entry: ModelEntry, device: str | torch.device | None = None, tiles: TileSettings = TileSettings()):
+def load_enhancer(
+    entry: ModelEntry,
+    device: str | torch.device | None = None,
+    tiles: TileSettings = TileSettings(),
+    ensemble: int = 1,
+):
     """Ready a registry entry to run: classical methods run on the CPU; networks are built, filled from
-    their checked safetensors weights and moved to `device` (default: the best available)."""
+    their checked safetensors weights and moved to `device` (default: the best available), and run as a
+    geometric self-ensemble of `ensemble` copies (`self_ensemble`; 1: one pass). Classical methods ignore
+    `ensemble`: it averages away a learned filter's orientation-dependent errors, and they have no weights."""
+    ensemble = check_ensemble_size(ensemble)
     if entry.classical is not None:
         return ClassicalEnhancer(entry.classical)
     card, weights_path = entry.card, entry.weights_path
@@ -335,7 +360,7 @@ def load_enhancer(entry: ModelEntry, device: str | torch.device | None = None, t
     chosen = device if isinstance(device, torch.device) else choose_device(device)
     network = build_architecture(card.architecture, card.arguments)
     load_weights(network, weights_path)
-    return NetworkEnhancer(network, card.id, card.name, card.task, chosen, card.half_precision, tiles)
+    return NetworkEnhancer(network, card.id, card.name, card.task, chosen, card.half_precision, tiles, ensemble)
 
 
 def _check_cancel(should_cancel: CancelCheck | None) -> None:

@@ -124,6 +124,10 @@ class ComparisonResult:
     evaluation: Evaluation | None
     error: str | None
     device: str  # readable, as reports print it: 'cuda (NVIDIA H100)', 'cpu (8 threads)', 'CPU (classical)'
+    name: str = ""  # how the result was made, e.g. "... (self-ensemble x8)"; the entry's name when empty
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.entry.name
 
 
 def compare_models(
@@ -153,7 +157,8 @@ def compare_models(
             evaluation = evaluate(
                 enhancer, values, choice, reference, _share_of(progress, done, len(entries)), should_cancel
             )
-            results.append(ComparisonResult(entry, evaluation, None, device_label(entry, enhancer, device)))
+            label = device_label(entry, enhancer, device)
+            results.append(ComparisonResult(entry, evaluation, None, label, enhancer.name))
         except EnhancementCancelled:
             raise
         except MedViewerError as error:

@@ -64,7 +64,7 @@ class SortableItem(QTableWidgetItem):
 def result_cells(result: ComparisonResult) -> list[tuple[str, SortKey]]:
     """(text, sort key) per column; a failed model shows its error and no numbers."""
     evaluation = result.evaluation
-    model = (result.entry.name, result.entry.name.casefold())
+    model = (result.name, result.name.casefold())
     device = (result.device, result.device.casefold())
     if evaluation is None:
         error = result.error or "failed"
@@ -179,7 +179,7 @@ class CompareView(QWidget):
             if result.evaluation is None:
                 continue
             item = QListWidgetItem(QIcon(thumbnail_pixmap(result_brightness(result, window), THUMBNAIL_SIZE)), "")
-            item.setText(result.entry.name)
+            item.setText(result.name)
             item.setToolTip(result.entry.description)
             item.setData(_RESULT_ROLE, index)
             self._thumbnails.addItem(item)
@@ -192,7 +192,7 @@ class CompareView(QWidget):
 
 def _model_tooltip(result: ComparisonResult, units: str) -> str:
     evaluation = result.evaluation
-    lines = [f"{result.entry.name} ({result.entry.id}, {result.entry.kind})"]
+    lines = [f"{result.name} ({result.entry.id}, {result.entry.kind})"]
     if evaluation is not None:
         suffix = f" {units}" if units else ""
         lines.append(

@@ -31,8 +31,12 @@ class EnhancementResults:
     device: str
     choice: object  # medviewer.enhance.session.ReferenceChoice (imported lazily: it imports torch)
     evaluations: dict[int, Evaluation] = field(default_factory=dict)
+    name: str = ""  # how the images were made ("... (self-ensemble x8)"); the entry's name when empty
     _limit: float = field(default=1.0, repr=False)
     _limit_for: int = field(default=-1, repr=False)  # how many evaluations the limit was computed over
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.entry.name
 
     def difference_limit(self) -> float:
         """One +/- colour scale for the error map of every slice, so that colours compare across slices as
@@ -49,22 +53,23 @@ class EnhancementResults:
 
 
 class EnhancerCache:
-    """Loaded enhancers by model id and weights file; used from worker threads, one job at a time."""
+    """Loaded enhancers by model id, weights file and self-ensemble size; used from worker threads, one job
+    at a time."""
 
     def __init__(self, device: str | None = None):
         self.device = device
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, Path | None], object] = {}
 
-    def get(self, entry: ModelEntry):
+    def get(self, entry: ModelEntry, ensemble: int = 1):
         from medviewer.enhance.engine import load_enhancer
 
-        key = (entry.id, entry.weights_path)
+        key = (entry.id, entry.weights_path, ensemble)
         with self._lock:
             if key not in self._loaded:
                 if len(self._loaded) >= 2:  # keep at most two networks' weights resident
                     self._loaded.pop(next(iter(self._loaded)))
-                self._loaded[key] = load_enhancer(entry, self.device)
+                self._loaded[key] = load_enhancer(entry, self.device, ensemble=ensemble)
             return self._loaded[key]
 
 
@@ -97,41 +102,54 @@ def paired_reference_slice(choice, index: int, series_length: int) -> np.ndarray
 
 
 def enhance_slice_job(
-    cache: EnhancerCache, entry: ModelEntry, values: np.ndarray, choice, index: int, series_length: int
+    cache: EnhancerCache,
+    entry: ModelEntry,
+    values: np.ndarray,
+    choice,
+    index: int,
+    series_length: int,
+    ensemble: int = 1,
 ):
-    """A job: enhance one slice and judge it; returns (index, evaluation, device label)."""
+    """A job: enhance one slice and judge it; returns (index, evaluation, device label, method name)."""
 
     def job(context: JobContext):
         from medviewer.enhance.session import device_label, evaluate
 
         reference = paired_reference_slice(choice, index, series_length)
-        enhancer = cache.get(entry)
+        enhancer = cache.get(entry, ensemble)
         evaluation = evaluate(enhancer, values, choice, reference, context.progress, context.should_cancel)
-        return index, evaluation, device_label(entry, enhancer, None)
+        return index, evaluation, device_label(entry, enhancer, None), enhancer.name
 
     return job
 
 
-def enhance_series_job(cache: EnhancerCache, entry: ModelEntry, series: Series, choice):
-    """A job: enhance every slice of the series; returns (evaluations by slice, device label)."""
+def enhance_series_job(cache: EnhancerCache, entry: ModelEntry, series: Series, choice, ensemble: int = 1):
+    """A job: enhance every slice of the series; returns (evaluations by slice, device label, method name)."""
 
     def job(context: JobContext):
         from medviewer.enhance.session import device_label, evaluate_slices
 
         reference = load_reference_series(choice.reference_path) if choice.mode == "paired" else None
-        enhancer = cache.get(entry)
+        enhancer = cache.get(entry, ensemble)
         evaluations = evaluate_slices(
             enhancer, series, range(len(series)), choice, reference, context.progress, context.should_cancel
         )
-        return evaluations, device_label(entry, enhancer, None)
+        return evaluations, device_label(entry, enhancer, None), enhancer.name
 
     return job
 
 
 def compare_job(
-    cache: EnhancerCache, entries: list[ModelEntry], values: np.ndarray, choice, index: int, series_length: int
+    cache: EnhancerCache,
+    entries: list[ModelEntry],
+    values: np.ndarray,
+    choice,
+    index: int,
+    series_length: int,
+    ensemble: int = 1,
 ):
-    """A job: every checked model on the same slice; returns the ComparisonResults."""
+    """A job: every checked model on the same slice (networks as self-ensembles of `ensemble` copies);
+    returns the ComparisonResults."""
 
     def job(context: JobContext):
         from medviewer.enhance.session import compare_models
@@ -142,7 +160,7 @@ def compare_job(
             values,
             choice,
             reference,
-            load=lambda entry, _device: cache.get(entry),
+            load=lambda entry, _device: cache.get(entry, ensemble),
             progress=context.progress,
             should_cancel=context.should_cancel,
         )

@@ -39,7 +39,7 @@ def _derivation(window: MainWindow) -> Derivation:
     evaluation = next(iter(results.evaluations.values()))
     scale = max(1, round(evaluation.enhanced.shape[1] / window.series.shape[1]))
     note = f"enhanced from a simulated {evaluation.degradation} degradation" if evaluation.mode == "simulate" else ""
-    return Derivation.new(results.entry.id, results.entry.name, scale, description=note)
+    return Derivation.new(results.entry.id, results.name, scale, description=note)
 
 
 def _display_window(window: MainWindow):
@@ -128,9 +128,9 @@ def figure_panels(window: MainWindow) -> list[FigurePanel]:
     elif evaluation.mode == "paired":
         panels.append(FigurePanel("Paired reference", series.display_values(evaluation.reference, index, chosen)))
     title = (
-        f"Synthetic: {entry.name} (translated, not a measurement)"
+        f"Synthetic: {window.results.name} (translated, not a measurement)"
         if synthetic
-        else f"Enhanced: {entry.name} (not acquired)"
+        else f"Enhanced: {window.results.name} (not acquired)"
     )
     panels.append(FigurePanel(title, series.display_values(evaluation.enhanced, index, chosen)))
     error_title = "Difference, synthetic − input (not an error)" if synthetic else f"Error map ({_units(window)})"
@@ -164,7 +164,7 @@ def export_metrics_to(window: MainWindow, destination: Path) -> Path:
     if results is None or not results.evaluations:
         raise MedViewerError("no metrics yet: enhance a slice or the series first")
     evaluations = sorted(results.evaluations.items())
-    rows = metrics_rows(evaluations, results.entry.id, results.entry.name, window.series.units, results.device)
+    rows = metrics_rows(evaluations, results.entry.id, results.name, window.series.units, results.device)
     return write_metrics_csv(rows, destination, protected=_inputs(window))
 
 

@@ -714,14 +714,14 @@ class MainWindow(QMainWindow):
         if self.stack.currentWidget() is self.swipe:  # hidden, it would crop two images per slice for nothing
             self.swipe.show_pair(original, enhanced, scale)
             self.swipe.set_label(self._enhanced_label(results, evaluation))
-        self.metrics_panel.show_evaluation(evaluation, results.entry.name, output_units, results.device)
+        self.metrics_panel.show_evaluation(evaluation, results.name, output_units, results.device)
 
     @staticmethod
     def _enhanced_label(results: enhancement.EnhancementResults, evaluation: Evaluation) -> str:
         if results.entry.task == "translation":
-            return f"SYNTHETIC · {results.entry.name} · translated by a network, not a measurement"
+            return f"SYNTHETIC · {results.name} · translated by a network, not a measurement"
         source = f" · from simulated {evaluation.degradation}" if evaluation.mode == "simulate" else ""
-        return f"ENHANCED · {results.entry.name}{source} · not the acquired image"
+        return f"ENHANCED · {results.name}{source} · not the acquired image"
 
     def _set_overlay(self, visible: bool) -> None:
         evaluation = self.current_evaluation()
@@ -886,11 +886,14 @@ class MainWindow(QMainWindow):
             return None
         choice, values = ready
         series, index = self.series, self.index
-        job_function = enhancement.enhance_slice_job(self.enhancers, entry, values, choice, index, len(series))
+        ensemble = self.model_panel.self_ensemble()
+        job_function = enhancement.enhance_slice_job(
+            self.enhancers, entry, values, choice, index, len(series), ensemble
+        )
 
         def done(result, series=series, entry=entry, choice=choice):
-            slice_index, evaluation, device = result
-            self._store_results(series, entry, device, choice, {slice_index: evaluation})
+            slice_index, evaluation, device, name = result
+            self._store_results(series, entry, device, choice, {slice_index: evaluation}, name=name)
 
         return self._start_work(job_function, f"Enhancing slice {index + 1} with {entry.name}…", done)
 
@@ -901,11 +904,13 @@ class MainWindow(QMainWindow):
             return None
         choice, _ = ready
         series = self.series
-        job_function = enhancement.enhance_series_job(self.enhancers, entry, series, choice)
+        job_function = enhancement.enhance_series_job(
+            self.enhancers, entry, series, choice, self.model_panel.self_ensemble()
+        )
 
         def done(result, series=series, entry=entry, choice=choice):
-            evaluations, device = result
-            self._store_results(series, entry, device, choice, evaluations, replace=True)
+            evaluations, device, name = result
+            self._store_results(series, entry, device, choice, evaluations, replace=True, name=name)
 
         return self._start_work(job_function, f"Enhancing {len(series)} slices with {entry.name}…", done)
 
@@ -919,7 +924,9 @@ class MainWindow(QMainWindow):
             return None
         choice, values = ready
         series, index = self.series, self.index
-        job_function = enhancement.compare_job(self.enhancers, entries, values, choice, index, len(series))
+        job_function = enhancement.compare_job(
+            self.enhancers, entries, values, choice, index, len(series), self.model_panel.self_ensemble()
+        )
 
         def done(results, series=series, index=index, choice=choice):
             self._comparison = (series, index, choice)
@@ -943,24 +950,28 @@ class MainWindow(QMainWindow):
         comparison = getattr(self, "_comparison", None)
         if result.evaluation is None or comparison is None:
             if result.error:
-                self.show_status(f"{result.entry.name}: {result.error}")
+                self.show_status(f"{result.name}: {result.error}")
             return
         series, index, choice = comparison
         if series is not self.series:
             return
-        self._store_results(series, result.entry, result.device, choice, {index: result.evaluation})
+        self._store_results(series, result.entry, result.device, choice, {index: result.evaluation}, name=result.name)
         self.go_to_slice(index)
 
-    def _store_results(self, series, entry, device, choice, evaluations: dict, replace: bool = False) -> None:
+    def _store_results(
+        self, series, entry, device, choice, evaluations: dict, replace: bool = False, name: str = ""
+    ) -> None:
         self.device_text = device if entry.kind != "classical" else self.device_text
-        same = (
+        name = name or entry.name
+        same = (  # a self-ensemble's slices never mix with single-pass ones: the name says which made them
             self.results is not None
             and self.results.series_uid == series.uid
             and self.results.entry.id == entry.id
+            and self.results.name == name
             and self.results.choice == choice
         )
         if not same or replace:
-            self.results = enhancement.EnhancementResults(series.uid, entry, device, choice)
+            self.results = enhancement.EnhancementResults(series.uid, entry, device, choice, name=name)
         self.results.evaluations.update(evaluations)
         if series is self.series:
             self.show_slice(self.index)

@@ -15,6 +15,7 @@ from medviewer.enhance.engine import (
     OutOfDeviceMemoryError,
     TileSettings,
 )
+from medviewer.errors import MedViewerError
 from medviewer.models.classical import bicubic_upscale, classical_method
 
 CPU = torch.device("cpu")
@@ -232,3 +233,33 @@ def test_tiles_are_sized_from_each_networks_widest_layer():
     settings = TileSettings()
     assert narrow.activations_per_pixel == 8 and wide.activations_per_pixel == 64
     assert narrow.output_pixels_per_pass(settings) == pytest.approx(8 * wide.output_pixels_per_pass(settings), rel=1e-5)
+
+
+@pytest.mark.parametrize("network_class", [ConvStack, UnshuffleNet, ShuffleUpscaler])
+def test_self_ensemble_of_two_averages_the_image_and_its_transpose(network_class):
+    """In the engine, tiled, in the image's units: x2 = mean of the pass on the image and the transposed pass
+    on its transpose (a non-square image, so the transposed copy is tiled differently)."""
+    image = phantom(90, 131)
+    single = NetworkEnhancer(network_class(), "test-model", "Test model", "denoise", CPU, tiles=SMALL_TILES)
+    pair = NetworkEnhancer(network_class(), "test-model", "Test model", "denoise", CPU, tiles=SMALL_TILES, ensemble=2)
+    frame = normalise(image)
+    expected = (single.run_normalised(frame.image[None])[0] + single.run_normalised(frame.image.T[None])[0].T) / 2
+    np.testing.assert_allclose(pair.enhance(image), frame.restore(expected), rtol=1e-5, atol=1e-2)
+    assert pair.name == "Test model (self-ensemble x2)" and single.name == "Test model"
+
+
+def test_self_ensemble_progress_spans_all_copies_and_cancels():
+    image = phantom(120, 120)
+    fractions = []
+    eight = NetworkEnhancer(ConvStack(), "test-model", "Test model", "denoise", CPU, tiles=SMALL_TILES, ensemble=8)
+    eight.enhance(image, progress=fractions.append)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] <= 1 / 8
+    asked = []
+    with pytest.raises(EnhancementCancelled):
+        eight.enhance(image, should_cancel=lambda: asked.append(True) or len(asked) >= 20)
+    assert len(asked) == 20  # into the later copies: cancellation is honoured in every one
+
+
+def test_self_ensemble_size_is_checked_before_anything_runs():
+    with pytest.raises(MedViewerError, match="must be one of"):
+        NetworkEnhancer(ConvStack(), "test-model", "Test model", "denoise", CPU, ensemble=3)

@@ -429,3 +429,30 @@ def test_an_image_with_nan_and_infinity_opens_enhances_and_says_how_many(qtbot, 
     assert np.isposinf(main.grid.pane("enhanced").values[60, 60])
     assert main.metrics_panel.cell_text(0, 0).replace(".", "").isdigit()  # a PSNR over the finite pixels
     assert main.last_error is None
+
+
+def test_self_ensemble_runs_in_the_worker_and_is_named_wherever_the_result_is_shown(qtbot, window, tmp_path):
+    """The panel's x2 runs the network as the engine's x2 self-ensemble; the pane label, the metrics CSV and
+    the comparison table name it, and its slices never merge with the single pass's."""
+    single = _enhance_slice(qtbot, window, "tiny-denoiser", "noise:15")
+    window.model_panel.set_self_ensemble(2)
+    ensembled = _enhance_slice(qtbot, window, "tiny-denoiser", "noise:15")
+    expected = evaluate(
+        load_enhancer(window.registry.get("tiny-denoiser"), "cpu", ensemble=2),
+        window.series.values(0),
+        ReferenceChoice.simulate("noise:15"),
+    )
+    np.testing.assert_allclose(ensembled.enhanced, expected.enhanced, rtol=0, atol=1e-3)
+    assert not np.allclose(ensembled.enhanced, single.enhanced, rtol=0, atol=1e-3)  # a real second pass
+    assert "(self-ensemble x2)" in window.grid.pane("enhanced").label_text()
+    assert window.results.name.endswith("(self-ensemble x2)") and window.results.evaluations == {0: ensembled}
+    from medviewer.gui.exporting import export_metrics_to
+
+    csv_text = export_metrics_to(window, tmp_path / "metrics.csv").read_text()
+    assert "(self-ensemble x2)" in csv_text
+    window.model_panel.set_checked(["nlm", "tiny-denoiser"])
+    _finish(qtbot, window.compare_models())
+    names = sorted(result.name for result in window.compare_view.results())
+    assert names[1].endswith("(self-ensemble x2)") and "self-ensemble" not in names[0]  # classical: one pass
+    window.model_panel.set_self_ensemble(1)
+    assert window.model_panel.self_ensemble() == 1

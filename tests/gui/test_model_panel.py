@@ -213,3 +213,12 @@ def test_the_default_denoiser_is_preselected_and_labelled(qtbot, tmp_path):
     widget.select_model("nlm")  # a choice the user made survives a new listing
     widget.set_registry(discover_models(folders=[tmp_path]))
     assert widget.selected_entry().id == "nlm"
+
+
+def test_self_ensemble_starts_off_and_offers_the_engines_sizes(panel):
+    assert panel.self_ensemble() == 1  # a single pass unless the user asks: N copies cost N times the time
+    for size in (2, 4, 8, 1):
+        panel.set_self_ensemble(size)
+        assert panel.self_ensemble() == size
+    with pytest.raises(ValueError, match="one of 1, 2, 4, 8"):
+        panel.set_self_ensemble(3)
