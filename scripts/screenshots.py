@@ -7,6 +7,8 @@ scripts/screenshots.py` (apt-get install -y xvfb). Writes docs/screenshots/*.png
 2. compare.png: the compare-models table after running the shipped denoisers (supervised and GAN) and the
    classical filters on that slice.
 3. swipe.png: the swipe view with the difference overlay off.
+4. self_ensemble.png: the same slice enhanced by the default denoiser as an x8 self-ensemble, named so in
+   the pane's label and the metrics panel.
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ def _steps(window: MainWindow):
     yield 0.5
     window.grab().save(str(OUT / "swipe.png"))
     window.set_layout("1x3")
+    yield 0.2
+
+    window.model_panel.select_model(preselected.id)
+    window.model_panel.set_self_ensemble(8)
+    job = window.enhance_slice()
+    yield from _wait_until(lambda: not job.running, 0.8)
+    window.grab().save(str(OUT / "self_ensemble.png"))
+    window.model_panel.set_self_ensemble(1)
     yield 0.2
 
 
