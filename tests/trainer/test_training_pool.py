@@ -11,6 +11,7 @@ from trainer.training_pool import (
     held_out_images,
     is_held_out,
     normalised,
+    photo_variants,
     piecewise_constant_phantom,
     pool_images,
     simulated_radiograph,
@@ -63,6 +64,33 @@ def test_pool_draws_on_every_allowed_source(small_pool):
     assert sum(name.startswith("phantom/leaves-") for name in small_pool) == 2
     assert sum(name.startswith("phantom/textured-leaves-") for name in small_pool) == 2
     assert "skimage/motorcycle_left" in small_pool and "skimage/motorcycle_left-half" in small_pool
+
+
+def test_photo_variants_are_colour_planes_and_a_smaller_scale_of_allowed_photographs():
+    """Pool v6's extra views: the red, green and blue planes of each colour photograph, each a different grey
+    image of the same scene, and every photograph at 0.7 scale; none is a held-out image."""
+    from skimage import data
+
+    variants = dict(photo_variants())
+    astronaut = data.astronaut()
+    red, green = variants["skimage-variants/astronaut-r"], variants["skimage-variants/astronaut-g"]
+    assert np.array_equal(red, astronaut[..., 0].astype(np.float32)) and not np.array_equal(red, green)
+    assert "skimage-variants/brick-r" not in variants  # grey photographs have no planes
+    smaller = variants["skimage-variants/brick-0.7"]
+    assert smaller.shape == tuple(round(0.7 * side) for side in data.brick().shape)
+    assert abs(float(smaller.mean()) - float(data.brick().mean())) < 1.0  # the same content, resampled
+    assert "skimage-variants/motorcycle_left-0.7" in variants
+    assert not any(word in name for name in variants for word in ("camera", "moon", "coins", "shepp"))
+    # Only pool v6 asks for them: the v4 defaults stay as they were.
+    names = {name for name, _ in pool_images(phantoms=0, radiographs=0, flat_phantoms=0, leaves=0, textured_leaves=0)}
+    with_variants = {
+        name
+        for name, _ in pool_images(
+            phantoms=0, radiographs=0, flat_phantoms=0, leaves=0, textured_leaves=0, variants=True
+        )
+    }
+    assert not any(name.startswith("skimage-variants/") for name in names)
+    assert with_variants - names == set(variants)
 
 
 def test_earlier_pools_stay_reproducible():
