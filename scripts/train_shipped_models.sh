@@ -15,6 +15,7 @@ MODELS=resources/models
 SOURCE="from MedViewer's training pool (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs and head CT)"
 SOURCE_V3="from MedViewer's training pool v3 (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs, head CT and dead-leaves images)"
 SOURCE_V4="from MedViewer's training pool v4 (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs, head CT, dead-leaves images, textured dead-leaves images and the stereo motorcycle photograph)"
+SOURCE_V7="from MedViewer's training pool v7 (trainer/training_pool.py: scikit-image's and pydicom's bundled images except the held-out six, simulated phantoms, radiographs, head CT, dead-leaves images, textured dead-leaves images, the stereo motorcycle photograph, and the photographs' colour planes (full, 0.7 and half size) and 0.7-scale copies)"
 # The shipped default trained on more than its recipe's noise (noise_maps), so its card states its own limits.
 MSDENOISER_LIMITS="Blind Gaussian denoiser trained on sigma 0-55 (in 8-bit units of the image's range), half of the noisy patches with a sigma that varies over the patch (smooth fields, or growing with the signal as sqrt(offset + value)), on scikit-image and pydicom images, simulated phantoms and synthetic textures, never on clinical data; Poisson noise at very low counts and spatially correlated noise (as in reconstructed low-dose CT) are outside its training. It can remove faint low-contrast detail along with noise. Not a medical device: never read the enhanced image in place of the acquired one."
 DOMAINS_SOURCE="from MedViewer's translation domains (trainer/translation_domains.py): domain A (X-ray) = 96 simulated radiographs (exp(-line integral) through soft-tissue and hollow-bone ellipsoids) and 12 digitally reconstructed radiographs of the synthetic head CT at 0-165 degrees; domain B (CT/MR) = 22 slices of the synthetic head CT, each at brain, subdural and bone windows (66 images), and the 3 CT/MR images of pydicom's test files that are not held out; held out, never trained on: 8 radiographs of unseen seeds, 3 DRRs from unseen angles, CT_small and MR_small"
@@ -28,12 +29,15 @@ limits() {  # the recipe's stated limits (the first runs were made before recipe
 
 pool() {
     # v1: without the flat phantoms or dead leaves; v2: without the dead leaves; v3: without the textured dead
-    # leaves and the motorcycle photograph; v4: all of it (the defaults).
+    # leaves and the motorcycle photograph; v4: all of it (the defaults); v6: v4 and the photographs' variants;
+    # v7: v6 and the colour planes at 0.7 and half size (pool v5 was a one-off, README.md).
     local before_v4="textured_leaves=0, motorcycle=False"
     [ -d "$POOL-v1" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v1'), flat_phantoms=0, leaves=0, $before_v4)"
     [ -d "$POOL-v2" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v2'), leaves=0, $before_v4)"
     [ -d "$POOL-v3" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v3'), $before_v4)"
     [ -d "$POOL-v4" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v4'))"
+    [ -d "$POOL-v6" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v6'), variants=True)"
+    [ -d "$POOL-v7" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v7'), variants=True, plane_scales=(1.0, 0.7, 0.5))"
 }
 
 denoiser() {
@@ -77,8 +81,20 @@ denoiser() {
     OMP_NUM_THREADS=2 "$PYTHON" -m trainer run msdenoiser --data "$POOL-v4" --out "$RUNS" --name msdenoiser-v9 \
         --init "$RUNS/stage/msdenoiser-v8.safetensors" --set "${SPLIT[@]}" "${later[@]}" noise_maps=0.5 \
         optimiser.lr=2e-4 steps=30000
-    "$PYTHON" -m trainer export "$RUNS/msdenoiser-v9" --to "$MODELS" --id msdenoiser --float16 --default \
-        --name "Blind denoiser (msdenoiser)" --data-source "$SOURCE_V4" --limits "$MSDENOISER_LIMITS"
+    # The ninth stage: 24000 steps from the eighth on pool v6 (v4 with the photographs' colour planes and
+    # 0.7-scale copies, twice the photographs' share of the patches), same settings.
+    "$PYTHON" -m trainer export "$RUNS/msdenoiser-v9" --to "$RUNS/stage" --id msdenoiser-v9 --float16
+    OMP_NUM_THREADS=2 "$PYTHON" -m trainer run msdenoiser --data "$POOL-v6" --out "$RUNS" --name msdenoiser-v10 \
+        --init "$RUNS/stage/msdenoiser-v9.safetensors" --set "${SPLIT[@]}" "${later[@]}" noise_maps=0.5 \
+        optimiser.lr=2e-4 steps=24000
+    # The tenth: 14000 steps from the ninth on pool v7 (v6 with the colour planes at 0.7 and half size too) at
+    # lr 1e-4.
+    "$PYTHON" -m trainer export "$RUNS/msdenoiser-v10" --to "$RUNS/stage" --id msdenoiser-v10 --float16
+    OMP_NUM_THREADS=2 "$PYTHON" -m trainer run msdenoiser --data "$POOL-v7" --out "$RUNS" --name msdenoiser-v11 \
+        --init "$RUNS/stage/msdenoiser-v10.safetensors" --set "${SPLIT[@]}" "${later[@]}" noise_maps=0.5 \
+        optimiser.lr=1e-4 steps=14000
+    "$PYTHON" -m trainer export "$RUNS/msdenoiser-v11" --to "$MODELS" --id msdenoiser --float16 --default \
+        --name "Blind denoiser (msdenoiser)" --data-source "$SOURCE_V7" --limits "$MSDENOISER_LIMITS"
 }
 
 super_resolution() {

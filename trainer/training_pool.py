@@ -120,13 +120,13 @@ def skimage_images(motorcycle: bool = True) -> Iterator[tuple[str, np.ndarray]]:
         yield "skimage/motorcycle_left", _grey(data.stereo_motorcycle()[0])
 
 
-def photo_variants(motorcycle: bool = True) -> Iterator[tuple[str, np.ndarray]]:
+def photo_variants(motorcycle: bool = True, plane_scales: Sequence[float] = (1.0,)) -> Iterator[tuple[str, np.ndarray]]:
     """More views of the bundled photographs (pool v6): each colour photograph's red, green and blue planes
-    as grey images (the same scene with other contrasts between its materials) and every photograph at 0.7
-    of its size (antialiased; a scale between the full and half sizes the pool already has). Why: the
-    photographs are where a blind CNN loses to BM3D, and in pool v4 they are only a tenth of the frames."""
+    as grey images (the same scene with other contrasts between its materials), at each of `plane_scales`
+    (pool v7: also at 0.7 and half size), and every photograph at 0.7 of its size (antialiased; a scale
+    between the full and half sizes the pool already has). Why: the photographs are where a blind CNN loses
+    to BM3D, and in pool v4 they are only a tenth of the frames."""
     from skimage import data
-    from skimage.transform import rescale
 
     photos = {name: getattr(data, name)() for name in _SKIMAGE_POOL}
     if motorcycle:
@@ -136,12 +136,23 @@ def photo_variants(motorcycle: bool = True) -> Iterator[tuple[str, np.ndarray]]:
             for index, plane in enumerate("rgb"):
                 channel = np.asarray(photo[..., index], np.float32)
                 if float(channel.std()) > 0:
-                    yield f"skimage-variants/{name}-{plane}", channel
+                    for scale in plane_scales:
+                        yield f"skimage-variants/{name}-{plane}{_scale_suffix(scale)}", _rescaled(channel, scale)
         grey = _grey(photo)
-        yield (
-            f"skimage-variants/{name}-0.7",
-            rescale(grey, 0.7, anti_aliasing=True, preserve_range=True).astype(np.float32),
-        )
+        yield f"skimage-variants/{name}-0.7", _rescaled(grey, 0.7)
+
+
+def _scale_suffix(scale: float) -> str:
+    return {1.0: "", 0.5: "-half"}.get(scale, f"-{scale:g}")
+
+
+def _rescaled(image: np.ndarray, scale: float) -> np.ndarray:
+    """`image` at `scale` of its size, antialiased (itself at 1)."""
+    from skimage.transform import rescale
+
+    if scale == 1:
+        return image
+    return rescale(np.asarray(image, np.float32), scale, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
 def dicom_images(modalities: frozenset[str] | None = None) -> Iterator[tuple[str, np.ndarray]]:
@@ -387,9 +398,7 @@ def head_ct_slices(size: int = 384) -> Iterator[tuple[str, np.ndarray]]:
 def half_size(image: np.ndarray) -> np.ndarray:
     """The image downscaled by 2 with antialiasing: the same content at another scale (finer texture per
     pixel), which also gives the few large real images more weight beside the generated ones."""
-    from skimage.transform import rescale
-
-    return rescale(np.asarray(image, np.float32), 0.5, anti_aliasing=True, preserve_range=True).astype(np.float32)
+    return _rescaled(image, 0.5)
 
 
 def pool_images(
@@ -401,11 +410,13 @@ def pool_images(
     motorcycle: bool = True,
     size: int = 256,
     variants: bool = False,
+    plane_scales: Sequence[float] = (1.0,),
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Every image of the pool as (relative name without suffix, image in its own units). The defaults are
     pool v4; v1 is `flat_phantoms=0, leaves=0, textured_leaves=0, motorcycle=False`, v2 the same with the flat
     phantoms, v3 with the flat dead leaves too (`textured_leaves=0, motorcycle=False`), v6 is v4 with the
-    photographs' `variants` (their colour planes and 0.7 scale)."""
+    photographs' `variants` (their colour planes and 0.7 scale), v7 is v6 with `plane_scales=(1.0, 0.7, 0.5)`
+    (the colour planes at 0.7 and half size too). v5 was a one-off (README.md)."""
     held_out = _held_out_references()
     photos = list(skimage_images(motorcycle))
     for name, image in (*photos, *dicom_images()):
@@ -416,7 +427,7 @@ def pool_images(
         if min(image.shape) >= 256:
             yield f"{name}-half", half_size(image)
     if variants:
-        for name, image in photo_variants(motorcycle):
+        for name, image in photo_variants(motorcycle, plane_scales):
             if not is_held_out(image, held_out):
                 yield name, image
     yield from head_ct_slices()

@@ -80,6 +80,13 @@ def test_photo_variants_are_colour_planes_and_a_smaller_scale_of_allowed_photogr
     assert smaller.shape == tuple(round(0.7 * side) for side in data.brick().shape)
     assert abs(float(smaller.mean()) - float(data.brick().mean())) < 1.0  # the same content, resampled
     assert "skimage-variants/motorcycle_left-0.7" in variants
+    # Pool v7: the colour planes at 0.7 and half size as well, resampled from the same plane.
+    more = dict(photo_variants(plane_scales=(1.0, 0.7, 0.5)))
+    assert set(more) - set(variants) == {
+        f"{name}-{suffix}" for name in variants if name[-2:] in ("-r", "-g", "-b") for suffix in ("0.7", "half")
+    }
+    assert more["skimage-variants/astronaut-r-half"].shape == (256, 256)
+    assert more["skimage-variants/astronaut-r-0.7"].shape == (358, 358)
     assert not any(word in name for name in variants for word in ("camera", "moon", "coins", "shepp"))
     # Only pool v6 asks for them: the v4 defaults stay as they were.
     names = {name for name, _ in pool_images(phantoms=0, radiographs=0, flat_phantoms=0, leaves=0, textured_leaves=0)}
