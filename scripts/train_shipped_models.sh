@@ -30,7 +30,8 @@ limits() {  # the recipe's stated limits (the first runs were made before recipe
 pool() {
     # v1: without the flat phantoms or dead leaves; v2: without the dead leaves; v3: without the textured dead
     # leaves and the motorcycle photograph; v4: all of it (the defaults); v6: v4 and the photographs' variants;
-    # v7: v6 and the colour planes at 0.7 and half size (pool v5 was a one-off, README.md).
+    # v7: v6 and the colour planes at 0.7 and half size; v8: photographs half of the frames (more scales, fewer
+    # generated images; README.md's experiments, no shipped stage yet). Pool v5 was a one-off (README.md).
     local before_v4="textured_leaves=0, motorcycle=False"
     [ -d "$POOL-v1" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v1'), flat_phantoms=0, leaves=0, $before_v4)"
     [ -d "$POOL-v2" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v2'), leaves=0, $before_v4)"
@@ -38,6 +39,7 @@ pool() {
     [ -d "$POOL-v4" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v4'))"
     [ -d "$POOL-v6" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v6'), variants=True)"
     [ -d "$POOL-v7" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v7'), variants=True, plane_scales=(1.0, 0.7, 0.5))"
+    [ -d "$POOL-v8" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v8'), variants=True, plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5), photo_scales=(0.85, 0.7, 0.6), phantoms=24, radiographs=12, textured_leaves=48)"
 }
 
 denoiser() {

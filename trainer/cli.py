@@ -95,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="export this checkpoint (default: the best validation PSNR; adversarial and cycle runs: the last)",
     )
+    export.add_argument(
+        "--average-with",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="WEIGHTS",
+        help="export the mean of the checkpoint's weights and these .safetensors files (same architecture; a "
+        "'model soup'), scored afresh on the run's validation split",
+    )
 
     evaluate = commands.add_parser("eval", help="score a run or a model on a folder under a protocol degradation")
     evaluate.add_argument("source", metavar="RUN_DIR|MODEL_ID")
@@ -184,6 +193,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
             data_source=arguments.data_source,
             limits=arguments.limits,
             step=arguments.step,
+            average_with=arguments.average_with,
         )
         emit({"event": "export", "files": [str(path) for path in written]})
         return 0

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 import copy
 import datetime
+import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from medviewer.enhance.device import choose_device
 from medviewer.io.atomic import write_atomically
 from medviewer.models.card import card_from_json
 from medviewer.models.registry import network_entry, user_models_folder
-from medviewer.models.weights import save_weights
+from medviewer.models.weights import InvalidWeightsError, load_weights, save_weights
 from trainer import checkpoint
 from trainer.loops import PARADIGM_MODULES
 from trainer.recipe import Recipe
-from trainer.run import CHECKPOINT_FOLDER, RunError, build_generator, read_run, validation_history
+from trainer.run import (
+    CHECKPOINT_FOLDER,
+    RunError,
+    build_generator,
+    read_run,
+    run_validation_set,
+    score_network,
+    validation_history,
+)
 
 _DEFAULT_USE = {
     "denoise": "Reducing noise in grey-level images like those it was trained on, for viewing beside the original.",
@@ -103,6 +114,7 @@ def export_run(
     data_source: str | None = None,
     limits: str | None = None,
     step: int | None = None,
+    average_with: Sequence[Path] = (),
 ) -> list[Path]:
     """Write `<id>.safetensors` and `<id>.json` (and `<id>-reverse.*` for CycleGAN's second generator).
 
@@ -110,15 +122,19 @@ def export_run(
     dtype) where the architecture is safe in float16; `default` marks the card as its task's preselected
     model; `name` replaces the card's display name and `data_source` says where the training folder came
     from (default: "the user's folders"); `limits` replaces the recipe's stated limits; `step` exports that
-    checkpoint instead of `chosen_checkpoint`'s choice."""
+    checkpoint instead of `chosen_checkpoint`'s choice; `average_with` exports the uniform average of that
+    checkpoint's weights and these weights files (`average_weights`), scored afresh on the run's validation
+    split so that the card's figures are the average's own."""
     folder = Path(folder)
     recipe, settings = read_run(folder)
     step, path, validation = chosen_checkpoint(folder, recipe.recipe.paradigm, step)
+    paradigm = PARADIGM_MODULES[recipe.recipe.paradigm]
+    if average_with and (len(paradigm.GENERATORS) != 1 or recipe.recipe.paradigm == "cycle"):
+        raise RunError(f"--average-with needs a run with one generator; {folder.name} trains {recipe.recipe.paradigm}")
     saved = checkpoint.load_checkpoint(path)
     to = Path(to).expanduser() if to is not None else user_models_folder()
     to.mkdir(parents=True, exist_ok=True)
     model_id = model_id_for(model_id or folder.name)
-    paradigm = PARADIGM_MODULES[recipe.recipe.paradigm]
     start = _start_event(folder)
     summary = json.loads((folder / "data.json").read_text(encoding="utf-8")) if (folder / "data.json").exists() else {}
     written = []
@@ -127,10 +143,20 @@ def export_run(
         weights = saved["state"]["ema"].get(generator_name) or saved["state"]["networks"][generator_name]
         network.load_state_dict(weights)
         network.eval()
+        metadata = {"run": folder.name, "step": str(step)}
+        if average_with:
+            average_weights(network, average_with)
+            validation = {"step": step, **score_network(network, recipe, run_validation_set(folder), choose_device())}
+            metadata["averaged_with"] = ", ".join(Path(other).name for other in average_with)
         this_id = model_id if index == 0 else f"{model_id[:56]}-reverse"
         card = _card(
             this_id, recipe, settings, network, step, validation, saved, start, summary, folder, reverse=index == 1
         )
+        if average_with:
+            card["averaged_with"] = [
+                {"weights": Path(other).name, "sha256": hashlib.sha256(Path(other).read_bytes()).hexdigest()}
+                for other in average_with
+            ]
         if name:
             card["name"] = f"{name}{' (reverse)' if index == 1 else ''}"
         if data_source:
@@ -144,9 +170,7 @@ def export_run(
             card["weights_dtype"] = "float16"
         card_from_json(card, default_weights=f"{this_id}.safetensors")  # the registry's own check, before writing
         stored = copy.deepcopy(network).half() if halved else network
-        weights_path = save_weights(
-            stored, to / f"{this_id}.safetensors", metadata={"run": folder.name, "step": str(step)}
-        )
+        weights_path = save_weights(stored, to / f"{this_id}.safetensors", metadata=metadata)
         text = json.dumps(card, indent=2) + "\n"
         card_path = write_atomically(
             to / f"{this_id}.json", lambda temporary, text=text: temporary.write_text(text, "utf-8")
@@ -158,6 +182,31 @@ def export_run(
 
             written.append(export_onnx(network, to / f"{this_id}.onnx"))
     return written
+
+
+def average_weights(network: torch.nn.Module, paths: Sequence[Path]) -> None:
+    """Replace `network`'s floating-point tensors by the uniform mean of its own and those of each weights
+    file (same architecture): a "model soup" (Wortsman et al. 2022, "Model soups: averaging weights of
+    multiple fine-tuned models improves accuracy without increasing inference time", ICML). Fine-tunes of one
+    parent (the stages of a shipped model, each on other data) stay in one basin of the loss, so their mean is
+    often better than each, at no cost at inference. Integer buffers keep `network`'s values."""
+    state = network.state_dict()
+    total = {name: tensor.detach().to(torch.float64).clone() for name, tensor in state.items()}
+    for path in paths:
+        other = copy.deepcopy(network)
+        try:
+            load_weights(other, Path(path))
+        except InvalidWeightsError as error:
+            raise RunError(f"--average-with {path}: {error.reason}") from None
+        for name, tensor in other.state_dict().items():
+            total[name] += tensor.detach().to(torch.float64)
+    count = len(paths) + 1
+    network.load_state_dict(
+        {
+            name: (total[name] / count).to(tensor.dtype) if tensor.is_floating_point() else tensor
+            for name, tensor in state.items()
+        }
+    )
 
 
 def _card(model_id, recipe: Recipe, settings, network, step, validation, saved, start, summary, folder, reverse):

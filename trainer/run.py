@@ -361,10 +361,17 @@ def _enhancer(network: torch.nn.Module, recipe: Recipe, device: torch.device) ->
 
 def validate(state: TrainingState, validation: ValidationSet) -> dict[str, Any]:
     """Scores of the EMA weights on whole held-out images through the viewer's own tiled engine path."""
-    recipe = state.recipe
     if validation.domains is not None:
         return _validate_cycle(state, validation)
-    enhancer = _enhancer(state.evaluated("generator"), recipe, state.device)
+    return score_network(state.evaluated("generator"), state.recipe, validation, state.device)
+
+
+def score_network(
+    network: torch.nn.Module, recipe: Recipe, validation: ValidationSet, device: torch.device
+) -> dict[str, Any]:
+    """One generator's validation record (mean PSNR/SSIM per degradation) on `validation`'s images; export
+    uses it to score weights that no training step produced (an average of several runs' weights)."""
+    enhancer = _enhancer(network, recipe, device)
     border = _border(recipe)
     by_degradation = {}
     for spec in validation.baselines:
@@ -725,6 +732,17 @@ def _truncate_validation(folder: Path, after_step: int) -> None:
     if path.exists():
         history = json.loads(path.read_text(encoding="utf-8"))
         data.write_json(path, [record for record in history if record["step"] <= after_step])
+
+
+def run_validation_set(folder: Path) -> ValidationSet:
+    """The validation images and baselines a run scored itself on, rebuilt from its data folders and seed;
+    refuses if the data changed since (split.json differs), as resuming does."""
+    recipe, settings = read_run(folder)
+    splits = data.split_series(data.scan_data(recipe, [Path(path) for path in settings.data]), recipe)
+    split_path = Path(folder) / "split.json"
+    if split_path.exists() and json.loads(split_path.read_text(encoding="utf-8")) != data.split_summary(splits):
+        raise RunError(f"the data in {', '.join(settings.data)} changed since run {folder} (split.json differs)")
+    return build_validation(recipe, splits)
 
 
 def validation_history(folder: Path) -> list[dict[str, Any]]:

@@ -120,12 +120,15 @@ def skimage_images(motorcycle: bool = True) -> Iterator[tuple[str, np.ndarray]]:
         yield "skimage/motorcycle_left", _grey(data.stereo_motorcycle()[0])
 
 
-def photo_variants(motorcycle: bool = True, plane_scales: Sequence[float] = (1.0,)) -> Iterator[tuple[str, np.ndarray]]:
+def photo_variants(
+    motorcycle: bool = True, plane_scales: Sequence[float] = (1.0,), photo_scales: Sequence[float] = (0.7,)
+) -> Iterator[tuple[str, np.ndarray]]:
     """More views of the bundled photographs (pool v6): each colour photograph's red, green and blue planes
     as grey images (the same scene with other contrasts between its materials), at each of `plane_scales`
-    (pool v7: also at 0.7 and half size), and every photograph at 0.7 of its size (antialiased; a scale
-    between the full and half sizes the pool already has). Why: the photographs are where a blind CNN loses
-    to BM3D, and in pool v4 they are only a tenth of the frames."""
+    (pool v7: also at 0.7 and half size), and every photograph at each of `photo_scales` of its size
+    (antialiased; 0.7 is between the full and half sizes the pool already has; pool v8 adds 0.85 and 0.6).
+    Why: the photographs are where a blind CNN loses to BM3D, and in pool v4 they are only a tenth of the
+    frames."""
     from skimage import data
 
     photos = {name: getattr(data, name)() for name in _SKIMAGE_POOL}
@@ -139,7 +142,8 @@ def photo_variants(motorcycle: bool = True, plane_scales: Sequence[float] = (1.0
                     for scale in plane_scales:
                         yield f"skimage-variants/{name}-{plane}{_scale_suffix(scale)}", _rescaled(channel, scale)
         grey = _grey(photo)
-        yield f"skimage-variants/{name}-0.7", _rescaled(grey, 0.7)
+        for scale in photo_scales:
+            yield f"skimage-variants/{name}{_scale_suffix(scale)}", _rescaled(grey, scale)
 
 
 def _scale_suffix(scale: float) -> str:
@@ -411,12 +415,16 @@ def pool_images(
     size: int = 256,
     variants: bool = False,
     plane_scales: Sequence[float] = (1.0,),
+    photo_scales: Sequence[float] = (0.7,),
 ) -> Iterator[tuple[str, np.ndarray]]:
     """Every image of the pool as (relative name without suffix, image in its own units). The defaults are
     pool v4; v1 is `flat_phantoms=0, leaves=0, textured_leaves=0, motorcycle=False`, v2 the same with the flat
     phantoms, v3 with the flat dead leaves too (`textured_leaves=0, motorcycle=False`), v6 is v4 with the
     photographs' `variants` (their colour planes and 0.7 scale), v7 is v6 with `plane_scales=(1.0, 0.7, 0.5)`
-    (the colour planes at 0.7 and half size too). v5 was a one-off (README.md)."""
+    (the colour planes at 0.7 and half size too); v8 is v7 with the grey photographs at
+    `photo_scales=(0.85, 0.7, 0.6)` and the planes at `plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5)`, and half the
+    textured phantoms, radiographs and textured leaves (`phantoms=24, radiographs=12, textured_leaves=48`):
+    photographs are then half of the frames. v5 was a one-off (README.md)."""
     held_out = _held_out_references()
     photos = list(skimage_images(motorcycle))
     for name, image in (*photos, *dicom_images()):
@@ -427,7 +435,7 @@ def pool_images(
         if min(image.shape) >= 256:
             yield f"{name}-half", half_size(image)
     if variants:
-        for name, image in photo_variants(motorcycle, plane_scales):
+        for name, image in photo_variants(motorcycle, plane_scales, photo_scales):
             if not is_held_out(image, held_out):
                 yield name, image
     yield from head_ct_slices()

@@ -185,3 +185,86 @@ def test_resume_may_extend_a_finished_run_but_not_change_it(trained_run, tmp_pat
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert events[0]["step"] == 40 and events[-1]["step"] == 50
     assert load_recipe(copy / "recipe.toml").run.steps == 50
+
+
+def test_export_averages_weights_and_scores_the_average_afresh(trained_run, tmp_path, phantom_folder, capsys):
+    """`--average-with` (a "model soup"): the exported weights are the tensor mean, and the card's figures are
+    the average's own on the run's validation split, not the checkpoint's."""
+    from safetensors.torch import load_file
+
+    from medviewer.models.weights import save_weights
+    from trainer.run import build_generator
+
+    models = tmp_path / "models"
+    history = {record["step"]: record for record in json.loads((trained_run / "validation.json").read_text())}
+    for step in (20, 40):
+        assert main(["export", str(trained_run), "--to", str(models), "--id", f"step{step}", "--step", str(step)]) == 0
+    early, late = models / "step20.safetensors", models / "step40.safetensors"
+    # A checkpoint averaged with its own weights is itself: scored afresh, it reproduces the recorded figures.
+    assert (
+        main(
+            [
+                "export",
+                str(trained_run),
+                "--to",
+                str(models),
+                "--id",
+                "self",
+                "--step",
+                "20",
+                "--average-with",
+                str(early),
+            ]
+        )
+        == 0
+    )
+    card = discover_models([models]).get("self").card
+    assert card.validation.psnr == pytest.approx(history[20]["by_degradation"]["noise:15"]["psnr"], abs=1e-3)
+    assert card.extra["averaged_with"][0]["weights"] == "step20.safetensors"
+    assert (
+        main(
+            [
+                "export",
+                str(trained_run),
+                "--to",
+                str(models),
+                "--id",
+                "soup",
+                "--step",
+                "40",
+                "--average-with",
+                str(early),
+            ]
+        )
+        == 0
+    )
+    soup, first, second = (load_file(path) for path in (models / "soup.safetensors", early, late))
+    for name, tensor in soup.items():
+        assert torch_allclose(tensor, (first[name] + second[name]) / 2)
+    entry = discover_models([models]).get("soup")
+    figures = entry.card.extra["validation_by_degradation"]["noise:25"]["psnr"]
+    assert figures not in (
+        history[20]["by_degradation"]["noise:25"]["psnr"],
+        history[40]["by_degradation"]["noise:25"]["psnr"],
+    )
+    recipe = load_recipe(trained_run / "recipe.toml")
+    images = validation_images(
+        split_series(scan_folder(phantom_folder, 0), recipe)["val"],
+        recipe,
+        recipe.data.val_images,
+        recipe.val_degradations,
+    )
+    enhancer = load_enhancer(entry, "cpu")
+    scores = [psnr(image.reference, enhancer.enhance_normalised_image(image.inputs["noise:25"])) for image in images]
+    assert float(np.mean(scores)) == pytest.approx(figures, abs=1e-3)
+    # Weights of another architecture, or no file at all: one line, exit code 2.
+    capsys.readouterr()
+    save_weights(build_generator("msdenoiser", {}), tmp_path / "other.safetensors")
+    for other in (tmp_path / "other.safetensors", tmp_path / "missing.safetensors"):
+        assert main(["export", str(trained_run), "--to", str(models), "--average-with", str(other)]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith("medviewer-train: error: --average-with") and len(error.strip().splitlines()) == 1
+
+
+def torch_allclose(first, second) -> bool:
+    return bool((first.float() - second.float()).abs().max() <= 1e-6)

@@ -87,6 +87,13 @@ def test_photo_variants_are_colour_planes_and_a_smaller_scale_of_allowed_photogr
     }
     assert more["skimage-variants/astronaut-r-half"].shape == (256, 256)
     assert more["skimage-variants/astronaut-r-0.7"].shape == (358, 358)
+    # Pool v8: the grey photographs at 0.85 and 0.6 too, and the planes at those scales; 0.7 stays the same.
+    v8 = dict(photo_variants(plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5), photo_scales=(0.85, 0.7, 0.6)))
+    assert set(more) < set(v8)
+    assert np.array_equal(v8["skimage-variants/brick-0.7"], smaller)
+    assert v8["skimage-variants/brick-0.85"].shape == tuple(round(0.85 * side) for side in data.brick().shape)
+    assert v8["skimage-variants/astronaut-g-0.6"].shape == (307, 307)
+    assert "skimage-variants/brick-r-0.85" not in v8
     assert not any(word in name for name in variants for word in ("camera", "moon", "coins", "shepp"))
     # Only pool v6 asks for them: the v4 defaults stay as they were.
     names = {name for name, _ in pool_images(phantoms=0, radiographs=0, flat_phantoms=0, leaves=0, textured_leaves=0)}
