@@ -395,6 +395,10 @@ def noise_sigma_map(clean: np.ndarray, sigma: float, rng: np.random.Generator) -
     if rng.random() < 0.5:
         length = rng.uniform(1 / 8, 1 / 2) * min(clean.shape)
         field = ndimage.gaussian_filter(rng.standard_normal(clean.shape), length, mode="wrap")
+        # Centred before scaling: a long filter over a small patch leaves a mean many times the std, and
+        # exp(mean / std) overflowed (a NaN patch that stops the run); the mean is a constant factor that the
+        # root-mean-square normalisation below cancels anyway.
+        field -= float(field.mean())
         field /= float(field.std()) + 1e-12
         shape = np.exp(rng.uniform(0.3, 1.0) * field)
     else:

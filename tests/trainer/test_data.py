@@ -206,3 +206,25 @@ def test_noise_sigma_map_has_the_drawn_rms_and_follows_the_signal():
     maps = [noise_sigma_map(clean, 0.1, np.random.default_rng(seed)) for seed in range(12)]
     assert any(np.all(np.diff(sigma[0]) > 0) for sigma in maps)
     assert any(not np.all(np.diff(sigma[0]) >= 0) for sigma in maps)
+
+
+class _NearlyConstantField:
+    """A generator stub that draws the smooth-field branch with white noise almost equal everywhere: after
+    the Gaussian filter its mean is ~1e10 times its spread, the case that once overflowed exp()."""
+
+    def random(self):
+        return 0.0
+
+    def uniform(self, low, high):
+        return high
+
+    def standard_normal(self, shape):
+        return 1.0 + 1e-6 * np.random.default_rng(0).standard_normal(shape)
+
+
+def test_noise_sigma_map_survives_a_field_whose_mean_dwarfs_its_spread():
+    clean = np.full((128, 128), 0.5, np.float32)
+    sigma = noise_sigma_map(clean, 0.1, _NearlyConstantField())
+    assert np.isfinite(sigma).all() and sigma.min() > 0
+    assert float(np.sqrt(np.mean(sigma.astype(np.float64) ** 2))) == pytest.approx(0.1, rel=1e-4)
+    assert sigma.max() / sigma.min() > 1.5  # still a varying map, not a constant one
