@@ -20,8 +20,10 @@ pixel as a fraction of the reference's (1: as much fine detail as the reference;
 detail or noise the reference lacks), a sharpness measure that needs no downloaded network.
 
 `--speed` times every denoiser on one 512x512 slice (noise:25) in this process, as ratios to BM3D.
-`--self-ensemble N` adds each network run as a geometric self-ensemble of N copies (`medviewer.enhance.
-self_ensemble`) as its own row, "ID xN", in both tables.
+Every network runs as its card says: a card's `self_ensemble: N` (the default denoiser's 4) makes its row
+"ID xN". `--self-ensemble N` adds each network run as a geometric self-ensemble of N copies (`medviewer.
+enhance.self_ensemble`) as its own row, "ID xN", in both tables (N = 1: the single pass). The arithmetic
+(float32, or bfloat16 on a CPU that has it, `MEDVIEWER_CPU_BFLOAT16=0` to refuse) is printed to stderr.
 """
 
 from __future__ import annotations
@@ -119,6 +121,12 @@ def bm3d_for(degradation: Degradation, bm3d: BM3D | None, anscombe: BM3DAnscombe
         anscombe.photons = degradation.amount if degradation.kind == "lowdose" else None
 
 
+def _row_name(model_id: str, ensemble: int, explicit: bool = False) -> str:
+    """A network's row: its id for one pass (as its card runs it), "ID xN" for N copies, "ID x1" for a
+    single pass asked for beside a card that runs several."""
+    return f"{model_id} x{ensemble}" if ensemble != 1 or explicit else model_id
+
+
 def methods_for(degradation: Degradation, enhancers: list[Enhancer]) -> list[Enhancer]:
     task = "super-resolution" if degradation.kind == "sr" else "denoise"
     fits = [e for e in enhancers if e.task == task and e.scale == degradation.scale]
@@ -137,19 +145,26 @@ def main() -> None:
         type=int,
         nargs="+",
         default=[],
-        choices=ENSEMBLE_SIZES[1:],
+        choices=ENSEMBLE_SIZES,
         metavar="N",
-        help="also run every network as a self-ensemble of N copies (rows 'ID xN')",
+        help="also run every network as a self-ensemble of N copies (rows 'ID xN'; 1: one pass)",
     )
     arguments = parser.parse_args()
     registry = discover_models([BUNDLED_MODELS_FOLDER, *(arguments.models_dir or [])])
     entries = [e for e in registry.entries if not arguments.methods or e.id in arguments.methods]
-    enhancers: list[Enhancer] = [load_enhancer(entry, arguments.device) for entry in entries]
+    enhancers: list[Enhancer] = []
+    for entry in entries:  # each as its card says, as the viewer runs it: "ID xN" when that is N copies
+        enhancer = load_enhancer(entry, arguments.device)
+        enhancer.id = _row_name(entry.id, getattr(enhancer, "ensemble", 1))
+        enhancers.append(enhancer)
     for size in arguments.self_ensemble:
-        for entry in (e for e in entries if e.card is not None):
+        for entry in (e for e in entries if e.card is not None and e.card.self_ensemble != size):
             ensemble = load_enhancer(entry, arguments.device, ensemble=size)
-            ensemble.id = f"{entry.id} x{size}"  # its own row beside the single pass
+            ensemble.id = _row_name(entry.id, size, explicit=True)  # its own row beside the card's
             enhancers.append(ensemble)
+    arithmetic = sorted({f"{e.id}: {e.precision}" for e in enhancers if hasattr(e, "precision")})
+    if arithmetic:
+        print(f"Network arithmetic on {arguments.device}: {', '.join(arithmetic)}", file=sys.stderr)
     bm3d: BM3D | None = None
     anscombe: BM3DAnscombe | None = None
     try:

@@ -98,9 +98,10 @@ def _add_enhance_commands(commands: argparse._SubParsersAction) -> None:
         "--self-ensemble",
         type=int,
         choices=ENSEMBLE_SIZES,
-        default=1,
+        default=None,
         metavar="N",
-        help="networks: average N rotated/flipped copies (1, 2, 4 or 8; N times the time, default 1 = off)",
+        help="networks: average N rotated/flipped copies (1 = off, 2, 4 or 8; N times the time; default: the "
+        "model card's, 1 for most, 4 for msdenoiser)",
     )
     enhance.add_argument("--seed", type=int, default=0, help="noise seed for --degrade (default 0)")
     outputs = enhance.add_mutually_exclusive_group(required=True)

@@ -323,6 +323,24 @@ def test_self_ensemble_is_named_in_the_record_and_averages_transposed_passes(cap
     assert "self-ensemble" not in outputs["single"][1]["model_name"]
 
 
+def test_without_self_ensemble_a_model_runs_as_its_card_says(capsys, tmp_path, user_models):
+    """No --self-ensemble: as many copies as the card's `self_ensemble` (how its figures were measured);
+    --self-ensemble 1 still gives the single pass."""
+    write_model(user_models, model_id="fourfold", card_changes={"self_ensemble": 4})
+    np.save(tmp_path / "a.npy", hu_image(40, 30))
+    names = {}
+    for name, extra in (("card", []), ("one", ["--self-ensemble", "1"]), ("four", ["--self-ensemble", "4"])):
+        code, out, err = run(
+            capsys, "enhance", "--model", "fourfold", "--device", "cpu", "--json", *extra,
+            "-o", tmp_path / f"{name}.npy", tmp_path / "a.npy",
+        )  # fmt: skip
+        assert code == 0, err
+        names[name] = records(out)[0]["model_name"]
+    assert names["card"].endswith("(self-ensemble x4)") and "self-ensemble" not in names["one"]
+    np.testing.assert_array_equal(np.load(tmp_path / "card.npy"), np.load(tmp_path / "four.npy"))
+    assert not np.array_equal(np.load(tmp_path / "card.npy"), np.load(tmp_path / "one.npy"))
+
+
 @pytest.mark.parametrize("size", ["3", "0", "two"])
 def test_a_bad_self_ensemble_size_is_one_line_exit_two(capsys, tmp_path, size):
     with pytest.raises(SystemExit) as exit_info:

@@ -105,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
         "'model soup'), scored afresh on the run's validation split",
     )
 
+    export.add_argument(
+        "--self-ensemble",
+        type=int,
+        choices=(1, 2, 4, 8),
+        default=1,
+        metavar="N",
+        help="the card runs the model as a self-ensemble of N rotated/flipped copies by default (1, 2, 4 or 8; "
+        "its validation figures scored so)",
+    )
+
     evaluate = commands.add_parser("eval", help="score a run or a model on a folder under a protocol degradation")
     evaluate.add_argument("source", metavar="RUN_DIR|MODEL_ID")
     evaluate.add_argument("--data", type=Path, required=True, metavar="DIR")
@@ -194,6 +204,7 @@ def _dispatch(arguments: argparse.Namespace) -> int:
             limits=arguments.limits,
             step=arguments.step,
             average_with=arguments.average_with,
+            self_ensemble=arguments.self_ensemble,
         )
         emit({"event": "export", "files": [str(path) for path in written]})
         return 0

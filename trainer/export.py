@@ -115,6 +115,7 @@ def export_run(
     limits: str | None = None,
     step: int | None = None,
     average_with: Sequence[Path] = (),
+    self_ensemble: int = 1,
 ) -> list[Path]:
     """Write `<id>.safetensors` and `<id>.json` (and `<id>-reverse.*` for CycleGAN's second generator).
 
@@ -124,7 +125,8 @@ def export_run(
     from (default: "the user's folders"); `limits` replaces the recipe's stated limits; `step` exports that
     checkpoint instead of `chosen_checkpoint`'s choice; `average_with` exports the uniform average of that
     checkpoint's weights and these weights files (`average_weights`), scored afresh on the run's validation
-    split so that the card's figures are the average's own."""
+    split so that the card's figures are the average's own; `self_ensemble` (2, 4 or 8) makes the card run
+    the model as a geometric self-ensemble of that many copies by default, its figures scored so."""
     folder = Path(folder)
     recipe, settings = read_run(folder)
     step, path, validation = chosen_checkpoint(folder, recipe.recipe.paradigm, step)
@@ -146,8 +148,12 @@ def export_run(
         metadata = {"run": folder.name, "step": str(step)}
         if average_with:
             average_weights(network, average_with)
-            validation = {"step": step, **score_network(network, recipe, run_validation_set(folder), choose_device())}
             metadata["averaged_with"] = ", ".join(Path(other).name for other in average_with)
+        if average_with or self_ensemble != 1:
+            validation = {
+                "step": step,
+                **score_network(network, recipe, run_validation_set(folder), choose_device(), self_ensemble),
+            }
         this_id = model_id if index == 0 else f"{model_id[:56]}-reverse"
         card = _card(
             this_id, recipe, settings, network, step, validation, saved, start, summary, folder, reverse=index == 1
@@ -165,6 +171,8 @@ def export_run(
             card["limits"] = limits + (_SYNTHETIC if recipe.recipe.task == "translation" else "")
         if default and index == 0:
             card["default"] = True
+        if self_ensemble != 1:
+            card["self_ensemble"] = self_ensemble
         halved = float16 and bool(getattr(network, "half_precision_safe", False))
         if halved:
             card["weights_dtype"] = "float16"
@@ -207,6 +215,14 @@ def average_weights(network: torch.nn.Module, paths: Sequence[Path]) -> None:
             for name, tensor in state.items()
         }
     )
+
+
+def _training_device(device: str, recipe: Recipe) -> str:
+    """The checkpoint's device text, naming bfloat16 autocast where the recipe asked for it (checkpoints
+    written before the trainer said so themselves do not)."""
+    if recipe.run.precision == "bfloat16" and "bfloat16" not in device:
+        return f"{device} with bfloat16 autocast"
+    return device
 
 
 def _card(model_id, recipe: Recipe, settings, network, step, validation, saved, start, summary, folder, reverse):
@@ -274,7 +290,7 @@ def _card(model_id, recipe: Recipe, settings, network, step, validation, saved, 
             "step": step,
             "steps": recipe.run.steps,
             "seconds": round(float(saved.get("elapsed_seconds", 0.0)), 1),
-            "device": saved.get("device", "unknown"),
+            "device": _training_device(saved.get("device", "unknown"), recipe),
             "processes": saved.get("processes", 1),
             "code_version": settings.code_version,
             "torch": settings.torch_version,

@@ -29,6 +29,7 @@ ADVERSARIAL_LOSSES = ("none", "vanilla", "lsgan")
 PERCEPTUAL_NETWORKS = ("none", "vgg19", "self-trained")
 SCHEDULES = ("constant", "cosine", "step", "linear-decay")
 OPTIMISERS = ("adam", "adamw")
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 class RecipeError(MedViewerError):
@@ -193,6 +194,9 @@ class RunSection:
     # SRGAN: SRResNet pre-training with the pixel loss alone for these first steps, then the GAN losses.
     pretrain_steps: int = 0
     seed: int = 0
+    # Mixed precision of the forward pass: "bfloat16" (autocast; float32 weights, optimiser and loss),
+    # "float32", or "auto": bfloat16 on a CUDA GPU, float32 on the CPU.
+    precision: str = "auto"
     validate_every: int = 250
     checkpoint_every: int = 250
     checkpoint_minutes: float = 5.0  # also checkpoint when this long has passed since the last one
@@ -422,6 +426,7 @@ def check_recipe(recipe: Recipe, source: str = "recipe") -> None:
     choice("loss.perceptual_network", recipe.loss.perceptual_network, PERCEPTUAL_NETWORKS)
     choice("optimiser.name", recipe.optimiser.name, OPTIMISERS)
     choice("optimiser.schedule", recipe.optimiser.schedule, SCHEDULES)
+    choice("run.precision", recipe.run.precision, PRECISIONS)
     for key, value, low in (
         ("run.steps", recipe.run.steps, 1),
         ("run.pretrain_steps", recipe.run.pretrain_steps, 0),

@@ -47,7 +47,7 @@ from trainer.losses import AdversarialLoss, load_vgg19, pixel_loss
 from trainer.memory import keep_freed_memory
 from trainer.recipe import Recipe, RecipeError, load_recipe, recipe_from_table
 from trainer.schedule import learning_rate_factor
-from trainer.state import ImagePool, TrainingState
+from trainer.state import ImagePool, TrainingState, autocast_bfloat16
 
 log = logging.getLogger(__name__)
 
@@ -353,10 +353,11 @@ def _mean_scores(scores) -> dict[str, float]:
     }
 
 
-def _enhancer(network: torch.nn.Module, recipe: Recipe, device: torch.device) -> NetworkEnhancer:
+def _enhancer(network: torch.nn.Module, recipe: Recipe, device: torch.device, ensemble: int = 1) -> NetworkEnhancer:
     # A copy: the engine fuses BatchNorm into convolutions and switches to eval mode, in place.
     copied = copy.deepcopy(network)
-    return NetworkEnhancer(copied, "validation", recipe.recipe.name or "run", recipe.recipe.task, device)
+    name = recipe.recipe.name or "run"
+    return NetworkEnhancer(copied, "validation", name, recipe.recipe.task, device, ensemble=ensemble)
 
 
 def validate(state: TrainingState, validation: ValidationSet) -> dict[str, Any]:
@@ -367,11 +368,12 @@ def validate(state: TrainingState, validation: ValidationSet) -> dict[str, Any]:
 
 
 def score_network(
-    network: torch.nn.Module, recipe: Recipe, validation: ValidationSet, device: torch.device
+    network: torch.nn.Module, recipe: Recipe, validation: ValidationSet, device: torch.device, ensemble: int = 1
 ) -> dict[str, Any]:
-    """One generator's validation record (mean PSNR/SSIM per degradation) on `validation`'s images; export
-    uses it to score weights that no training step produced (an average of several runs' weights)."""
-    enhancer = _enhancer(network, recipe, device)
+    """One generator's validation record (mean PSNR/SSIM per degradation) on `validation`'s images, as a
+    self-ensemble of `ensemble` copies; export uses it to score weights that no training step produced (an
+    average of several runs' weights) and a card that runs the model as a self-ensemble."""
+    enhancer = _enhancer(network, recipe, device, ensemble)
     border = _border(recipe)
     by_degradation = {}
     for spec in validation.baselines:
@@ -433,6 +435,12 @@ class _StopRequest:
     def __exit__(self, *exc) -> None:
         for number, previous in self._previous.items():
             signal.signal(number, previous)
+
+
+def _device_text(device: torch.device, recipe: Recipe) -> str:
+    """The device as events, checkpoints and cards state it, with the arithmetic when it is not float32."""
+    text = describe_device(device)
+    return f"{text} with bfloat16 autocast" if autocast_bfloat16(recipe.run.precision, device) else text
 
 
 def _device_for(settings_device: str, context: Distributed) -> torch.device:
@@ -518,9 +526,11 @@ def _train_reported(folder, recipe, settings, context, device, paradigm, latest,
     _check_fit(recipe, generator)
     if settings.init and latest is None:
         _load_init(generator, settings.init)
+    # oneDNN's bf16 convolutions want channels-last; float32 CPU runs keep the layout they always had.
+    channels_last = device.type == "cuda" or autocast_bfloat16(recipe.run.precision, device)
     for network in generator_networks.values():
         network.to(device)
-        if device.type == "cuda":
+        if channels_last:
             network.to(memory_format=torch.channels_last)
     perceptual, perceptual_description = _perceptual(recipe, folder, pools[0], device, is_main, context)
     optimisers, base_lrs = {}, {}
@@ -577,7 +587,7 @@ def _train_reported(folder, recipe, settings, context, device, paradigm, latest,
         paradigm=recipe.recipe.paradigm,
         step=state.step,
         steps=steps,
-        device=describe_device(device),
+        device=_device_text(device, recipe),
         processes=context.world,
         parameters={name: sum(p.numel() for p in network.parameters()) for name, network in generator_networks.items()},
         data=json.loads((folder / "data.json").read_text(encoding="utf-8")) if is_main else None,
@@ -623,7 +633,7 @@ def _train_reported(folder, recipe, settings, context, device, paradigm, latest,
     with _StopRequest() as stop:
         for batch in loader:
             batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-            if device.type == "cuda":
+            if channels_last:
                 batch = {key: value.contiguous(memory_format=torch.channels_last) for key, value in batch.items()}
             state.set_learning_rates(learning_rate_factor(recipe.optimiser, state.step, steps))
             losses = paradigm.step(state, batch)
@@ -689,7 +699,7 @@ def _train_reported(folder, recipe, settings, context, device, paradigm, latest,
                             },
                             "best": best,
                             "elapsed_seconds": elapsed,
-                            "device": describe_device(device),
+                            "device": _device_text(device, recipe),
                             "processes": context.world,
                         },
                     )

@@ -52,6 +52,16 @@ class ImagePool:
         self.generator.set_state(state["generator"])
 
 
+def autocast_bfloat16(precision: str, device: torch.device) -> bool:
+    """Whether a run's forward passes use bf16 autocast. bfloat16 has float32's exponent range, so no loss
+    scaling is needed; weights, optimiser state and losses stay float32. "auto" means yes on a CUDA GPU
+    and no on the CPU, where it is opt-in: it is 3.4x faster only on CPUs that compute bf16 natively
+    (msdenoiser, batch 8 at 128x128, 2 threads with AMX: 4.6 -> 15.8 steps/s), slower elsewhere."""
+    if precision == "auto":
+        return device.type == "cuda"
+    return precision == "bfloat16"
+
+
 @dataclass
 class TrainingState:
     recipe: Recipe
@@ -75,10 +85,9 @@ class TrainingState:
                 self.ema[name] = copy.deepcopy(self.networks[name]).eval().requires_grad_(False)
 
     def autocast(self):
-        """bf16 autocast on a GPU (same exponent range as float32: no loss scaling needed); off on the CPU,
-        where it would cost determinism and buy little."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """The forward pass under bf16 autocast where `run.precision` asks for it (`autocast_bfloat16`)."""
+        if autocast_bfloat16(self.recipe.run.precision, self.device):
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def update(self, optimiser_name: str, loss: torch.Tensor) -> None:

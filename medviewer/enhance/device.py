@@ -9,6 +9,7 @@ import torch
 from medviewer.errors import MedViewerError
 
 DEVICE_ENVIRONMENT = "MEDVIEWER_DEVICE"
+CPU_BFLOAT16_ENVIRONMENT = "MEDVIEWER_CPU_BFLOAT16"  # "0" keeps half-precision-safe networks in float32
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -56,3 +57,25 @@ def describe_device(device: torch.device) -> str:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (Intel AMX or AVX512-BF16: Sapphire Rapids, Cooper
+    Lake, AMD Zen 4 and later). There a bfloat16 convolution runs 2-3x faster than a float32 one (measured:
+    msdenoiser on a 512x512 slice, 2 threads, 0.149 -> 0.056 s); elsewhere oneDNN emulates it, slower than
+    float32. torch.cpu's probes are private, so any failure reads as "no"."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    for probe in probes:
+        try:
+            if getattr(torch.cpu, probe)():
+                return True
+        except Exception:  # noqa: BLE001 - a probe missing or failing on another build means no native bf16
+            continue
+    return False
+
+
+def cpu_bfloat16_allowed() -> bool:
+    """False when `$MEDVIEWER_CPU_BFLOAT16` is 0 (or off/false/no): float32 everywhere, for results that are
+    bit-identical across CPUs with and without native bfloat16."""
+    value = os.environ.get(CPU_BFLOAT16_ENVIRONMENT, "").strip().lower()
+    return value not in ("0", "off", "false", "no")

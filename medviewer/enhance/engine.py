@@ -19,7 +19,7 @@ import torch
 
 from medviewer.enhance.colour import enhance_luminance
 from medviewer.enhance.degrade import normalise
-from medviewer.enhance.device import choose_device
+from medviewer.enhance.device import choose_device, cpu_bfloat16_allowed, cpu_has_native_bfloat16
 from medviewer.enhance.finite import NonFinitePixels, fill_non_finite, find_non_finite, put_back
 from medviewer.enhance.fusion import fuse_batch_norms
 from medviewer.enhance.self_ensemble import check_ensemble_size, run_self_ensemble
@@ -197,8 +197,17 @@ class NetworkEnhancer(Enhancer):
         super().__init__(model_id, name, task, int(getattr(network, "scale", 1)), device)
         if half_precision is None:
             half_precision = bool(getattr(network, "half_precision_safe", False))
-        # Half precision only pays on a GPU; CPU float16 convolutions are slow or missing.
+        # float16 only pays on a GPU; CPU float16 convolutions are slow or missing. On a CPU that computes
+        # bfloat16 natively, the same networks run under bfloat16 autocast instead (weights and the input
+        # skip stay float32), 2-3x faster; `cpu_bfloat16_allowed` lets a user insist on float32.
         self.dtype = torch.float16 if half_precision and device.type in ("cuda", "mps") else torch.float32
+        self.cpu_bfloat16 = bool(
+            half_precision
+            and getattr(network, "cpu_bfloat16_safe", False)
+            and device.type == "cpu"
+            and cpu_bfloat16_allowed()
+            and cpu_has_native_bfloat16()
+        )
         if device.type == "cuda":  # same input, same output: deterministic kernels over the fastest ones
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
@@ -289,9 +298,14 @@ class NetworkEnhancer(Enhancer):
     def _forward(self, windows: np.ndarray) -> np.ndarray:
         tensor = torch.from_numpy(windows[:, None]).to(device=self.device, dtype=self.dtype)
         tensor = tensor.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bfloat16):
             result = self.network(tensor)
         return result[:, 0].float().cpu().numpy()
+
+    @property
+    def precision(self) -> str:
+        """The arithmetic the network runs in, for reports: float32, float16 or bfloat16 (autocast)."""
+        return "bfloat16" if self.cpu_bfloat16 else str(self.dtype).removeprefix("torch.")
 
 
 def _activation_elements_per_output_pixel(network: torch.nn.Module, device: torch.device, dtype) -> int:
@@ -345,18 +359,22 @@ def load_enhancer(
     entry: ModelEntry,
     device: str | torch.device | None = None,
     tiles: TileSettings = TileSettings(),
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ):
     """Ready a registry entry to run: classical methods run on the CPU; networks are built, filled from
     their checked safetensors weights and moved to `device` (default: the best available), and run as a
-    geometric self-ensemble of `ensemble` copies (`self_ensemble`; 1: one pass). Classical methods ignore
-    `ensemble`: it averages away a learned filter's orientation-dependent errors, and they have no weights."""
-    ensemble = check_ensemble_size(ensemble)
+    geometric self-ensemble of `ensemble` copies (`self_ensemble`; 1: one pass; None: as many as the
+    card's `self_ensemble`, the way its figures were measured). Classical methods ignore `ensemble`: it
+    averages away a learned filter's orientation-dependent errors, and they have no weights."""
+    if ensemble is not None:
+        ensemble = check_ensemble_size(ensemble)
     if entry.classical is not None:
         return ClassicalEnhancer(entry.classical)
     card, weights_path = entry.card, entry.weights_path
     if card is None or weights_path is None:
         raise MedViewerError(f"model {entry.id} has no card")
+    if ensemble is None:
+        ensemble = card.self_ensemble
     chosen = device if isinstance(device, torch.device) else choose_device(device)
     network = build_architecture(card.architecture, card.arguments)
     load_weights(network, weights_path)

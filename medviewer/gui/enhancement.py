@@ -61,7 +61,7 @@ class EnhancerCache:
         self._lock = threading.Lock()
         self._loaded: dict[tuple[str, Path | None], object] = {}
 
-    def get(self, entry: ModelEntry, ensemble: int = 1):
+    def get(self, entry: ModelEntry, ensemble: int | None = None):
         from medviewer.enhance.engine import load_enhancer
 
         key = (entry.id, entry.weights_path, ensemble)
@@ -108,7 +108,7 @@ def enhance_slice_job(
     choice,
     index: int,
     series_length: int,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ):
     """A job: enhance one slice and judge it; returns (index, evaluation, device label, method name)."""
 
@@ -123,7 +123,7 @@ def enhance_slice_job(
     return job
 
 
-def enhance_series_job(cache: EnhancerCache, entry: ModelEntry, series: Series, choice, ensemble: int = 1):
+def enhance_series_job(cache: EnhancerCache, entry: ModelEntry, series: Series, choice, ensemble: int | None = None):
     """A job: enhance every slice of the series; returns (evaluations by slice, device label, method name)."""
 
     def job(context: JobContext):
@@ -146,10 +146,10 @@ def compare_job(
     choice,
     index: int,
     series_length: int,
-    ensemble: int = 1,
+    ensemble: int | None = None,
 ):
-    """A job: every checked model on the same slice (networks as self-ensembles of `ensemble` copies);
-    returns the ComparisonResults."""
+    """A job: every checked model on the same slice (networks as self-ensembles of `ensemble` copies, or
+    each as its card says when None); returns the ComparisonResults."""
 
     def job(context: JobContext):
         from medviewer.enhance.session import compare_models

@@ -17,6 +17,8 @@ from typing import Any
 from medviewer.errors import MedViewerError, one_line
 
 TASKS = ("denoise", "super-resolution", "translation", "contrast")
+# medviewer.enhance.self_ensemble.ENSEMBLE_SIZES, repeated so that cards need nothing from the engine (tested).
+SELF_ENSEMBLE_SIZES = (1, 2, 4, 8)
 CARD_SUFFIX = ".json"
 WEIGHTS_SUFFIX = ".safetensors"
 # A card is a page of text; anything much bigger is not a card and is not worth parsing.
@@ -79,6 +81,9 @@ class ModelCard:
     half_precision: bool | None = None  # None: the architecture decides
     # The model the viewer preselects for its task: one per task among the bundled models.
     default: bool = False
+    # Copies of the geometric self-ensemble the model runs with unless the user picks another
+    # (`medviewer.enhance.self_ensemble`): its validation figures and speed are for that many passes.
+    self_ensemble: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -108,6 +113,8 @@ class ModelCard:
             record["half_precision"] = self.half_precision
         if self.default:
             record["default"] = True
+        if self.self_ensemble != 1:
+            record["self_ensemble"] = self.self_ensemble
         record.update(self.extra)
         return record
 
@@ -166,6 +173,9 @@ def card_from_json(record: Any, default_weights: str) -> ModelCard:
     default = record.get("default", False)
     if not isinstance(default, bool):
         raise ValueError("default must be true or false")
+    self_ensemble = record.get("self_ensemble", 1)
+    if isinstance(self_ensemble, bool) or self_ensemble not in SELF_ENSEMBLE_SIZES:
+        raise ValueError(f"self_ensemble {self_ensemble!r} must be one of {', '.join(map(str, SELF_ENSEMBLE_SIZES))}")
     try:
         date = datetime.date.fromisoformat(_text(record, "date"))
     except ValueError:
@@ -175,7 +185,7 @@ def card_from_json(record: Any, default_weights: str) -> ModelCard:
         recipe = json.dumps(recipe, sort_keys=True)
     elif not isinstance(recipe, str):
         raise ValueError("recipe must be text or an object")
-    known = set(_REQUIRED) | {"weights", "half_precision", "default"}
+    known = set(_REQUIRED) | {"weights", "half_precision", "default", "self_ensemble"}
     return ModelCard(
         id=model_id,
         name=_text(record, "name"),
@@ -193,6 +203,7 @@ def card_from_json(record: Any, default_weights: str) -> ModelCard:
         weights_file=weights_file,
         half_precision=half_precision,
         default=default,
+        self_ensemble=self_ensemble,
         extra={key: value for key, value in record.items() if key not in known},
     )
 

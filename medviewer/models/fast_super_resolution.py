@@ -11,6 +11,7 @@ from torch import nn
 from medviewer.models.architectures import (
     ImageNetwork,
     Span,
+    float32_layer,
     positive_int,
     radius_of,
     register_architecture,
@@ -62,6 +63,7 @@ class FastSuperResolution(ResidualUNetMixin, ImageNetwork):
                 lambda span: _input_span(span, scale, blocks), scale=scale, period=size_multiple
             ),
             half_precision_safe=True,
+            cpu_bfloat16_safe=True,
         )
         self.head = nn.Conv2d(channels, widths[0], 3, padding=1, bias=False)
         self.build_residual_unet(widths, blocks)
@@ -69,7 +71,8 @@ class FastSuperResolution(ResidualUNetMixin, ImageNetwork):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.check_input(images)
-        residual = F.pixel_shuffle(self.tail(self.residual_unet(self.head(images))), self.scale)
+        features = self.residual_unet(float32_layer(self.head, images))
+        residual = F.pixel_shuffle(float32_layer(self.tail, features), self.scale)
         upscaled = F.interpolate(images, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return upscaled + residual
 

@@ -11,6 +11,7 @@ from torch import nn
 from medviewer.models.architectures import (
     ImageNetwork,
     Span,
+    float32_layer,
     positive_int,
     positive_ints,
     radius_of,
@@ -128,6 +129,7 @@ class MultiScaleDenoiser(ResidualUNetMixin, ImageNetwork):
             size_multiple=size_multiple,
             receptive_radius=radius_of(lambda span: _input_span(span, blocks), scale=1, period=size_multiple),
             half_precision_safe=True,
+            cpu_bfloat16_safe=True,
         )
         unshuffled = channels * _UNSHUFFLE**2
         self.head = nn.Conv2d(unshuffled, widths[0], 3, padding=1, bias=False)
@@ -136,8 +138,8 @@ class MultiScaleDenoiser(ResidualUNetMixin, ImageNetwork):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.check_input(images)
-        features = self.residual_unet(self.head(F.pixel_unshuffle(images, _UNSHUFFLE)))
-        return images - F.pixel_shuffle(self.tail(features), _UNSHUFFLE)
+        features = self.residual_unet(float32_layer(self.head, F.pixel_unshuffle(images, _UNSHUFFLE)))
+        return images - F.pixel_shuffle(float32_layer(self.tail, features), _UNSHUFFLE)
 
 
 def _through_blocks(span: Span, blocks: int) -> Span:

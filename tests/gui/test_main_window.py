@@ -456,3 +456,32 @@ def test_self_ensemble_runs_in_the_worker_and_is_named_wherever_the_result_is_sh
     assert names[1].endswith("(self-ensemble x2)") and "self-ensemble" not in names[0]  # classical: one pass
     window.model_panel.set_self_ensemble(1)
     assert window.model_panel.self_ensemble() == 1
+
+
+def test_the_panels_default_runs_each_model_as_its_card_says(qtbot, window, models_folder):
+    """ "Model's own" (the panel's default) runs a model whose card says `self_ensemble: 4` as x4, named so,
+    and one pass when the user picks "off"."""
+    write_model(
+        models_folder,
+        model_id="tiny-ensembled",
+        architecture="dncnn",
+        arguments={"depth": 3, "width": 8},
+        task="denoise",
+        scale=1,
+        card_changes={"self_ensemble": 4},
+    )
+    window.refresh_models()
+    qtbot.waitUntil(lambda: any(entry.id == "tiny-ensembled" for entry in window.registry.entries), timeout=60000)
+    assert window.model_panel.self_ensemble() is None
+    ensembled = _enhance_slice(qtbot, window, "tiny-ensembled", "noise:15")
+    assert window.results.name.endswith("(self-ensemble x4)")
+    assert "(self-ensemble x4)" in window.grid.pane("enhanced").label_text()
+    expected = evaluate(
+        load_enhancer(window.registry.get("tiny-ensembled"), "cpu", ensemble=4),
+        window.series.values(0),
+        ReferenceChoice.simulate("noise:15"),
+    )
+    np.testing.assert_allclose(ensembled.enhanced, expected.enhanced, rtol=0, atol=1e-3)
+    window.model_panel.set_self_ensemble(1)
+    _enhance_slice(qtbot, window, "tiny-ensembled", "noise:15")
+    assert "self-ensemble" not in window.results.name

@@ -215,9 +215,10 @@ def test_the_default_denoiser_is_preselected_and_labelled(qtbot, tmp_path):
     assert widget.selected_entry().id == "nlm"
 
 
-def test_self_ensemble_starts_off_and_offers_the_engines_sizes(panel):
-    assert panel.self_ensemble() == 1  # a single pass unless the user asks: N copies cost N times the time
-    for size in (2, 4, 8, 1):
+def test_self_ensemble_starts_as_each_cards_and_offers_the_engines_sizes(panel):
+    # None: each model as its card says (one pass unless the card names more, as the default denoiser's x4)
+    assert panel.self_ensemble() is None
+    for size in (2, 4, 8, 1, None):
         panel.set_self_ensemble(size)
         assert panel.self_ensemble() == size
     with pytest.raises(ValueError, match="one of 1, 2, 4, 8"):

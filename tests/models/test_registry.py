@@ -217,3 +217,28 @@ def test_a_default_flag_must_be_true_or_false(tmp_path):
     write_model(tmp_path, card_changes={"default": "yes"})
     registry = discover_models([tmp_path])
     assert "default must be true or false" in registry.skipped[0].reason
+
+
+@pytest.mark.parametrize("size", [3, 0, True, "4", 16])
+def test_a_cards_self_ensemble_must_be_an_engine_size(tmp_path, size):
+    write_model(tmp_path, card_changes={"self_ensemble": size})
+    registry = discover_models([tmp_path])
+    assert f"self_ensemble {size!r} must be one of 1, 2, 4, 8" in registry.skipped[0].reason
+
+
+def test_a_cards_self_ensemble_is_how_the_model_runs_unless_the_caller_says_otherwise(tmp_path):
+    from medviewer.enhance.engine import load_enhancer
+    from medviewer.enhance.self_ensemble import ENSEMBLE_SIZES
+    from medviewer.models.card import SELF_ENSEMBLE_SIZES
+
+    assert SELF_ENSEMBLE_SIZES == ENSEMBLE_SIZES  # the card's copy of the engine's sizes
+    write_model(tmp_path, model_id="plain")
+    write_model(tmp_path, model_id="fourfold", card_changes={"self_ensemble": 4})
+    registry = discover_models([tmp_path])
+    assert registry.get("plain").card.self_ensemble == 1 and "self_ensemble" not in registry.get("plain").card.to_json()
+    card = registry.get("fourfold").card
+    assert card.self_ensemble == 4 and card.to_json()["self_ensemble"] == 4
+    assert load_enhancer(registry.get("plain"), "cpu").ensemble == 1
+    assert load_enhancer(registry.get("fourfold"), "cpu").ensemble == 4
+    assert load_enhancer(registry.get("fourfold"), "cpu").name.endswith("(self-ensemble x4)")
+    assert load_enhancer(registry.get("fourfold"), "cpu", ensemble=1).ensemble == 1

@@ -6,8 +6,10 @@ import json
 import subprocess
 
 import pytest
+import torch
 
 from tests.trainer.conftest import FAST, run_trainer
+from trainer.checkpoint import checkpoints, load_checkpoint
 from trainer.cli import main
 
 TINY_DENOISER = [*FAST, "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]
@@ -154,3 +156,44 @@ def test_run_reports_json_lines_and_writes_the_run_folder(tmp_path, phantom_fold
     assert header == "step,seconds,split,name,value"
     assert any(",val,psnr," in row for row in rows) and any(",train,loss," in row for row in rows)
     assert "uid" not in (folder / "split.json").read_text().lower()
+
+
+def _tiny_run(tmp_path, folder, name, *overrides):
+    result = run_trainer(
+        "run",
+        "msdenoiser",
+        "--data",
+        str(folder),
+        "--out",
+        str(tmp_path / "runs"),
+        "--name",
+        name,
+        "--device",
+        "cpu",
+        "--set",
+        *TINY_DENOISER,
+        "steps=60",
+        "log_every=20",
+        "validate_every=60",
+        "checkpoint_every=60",
+        "optimiser.lr=3e-3",
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_bfloat16_cpu_run_learns_like_float32_and_says_so(tmp_path, phantom_folder):
+    """`run.precision=bfloat16` on the CPU: the loss falls as the float32 run's does on the same patches
+    (float32 master weights), and the start event and the checkpoint name the arithmetic, as the card will."""
+    events = _tiny_run(tmp_path, phantom_folder, "bf16", "run.precision=bfloat16")
+    exact = _tiny_run(tmp_path, phantom_folder, "fp32", "run.precision=float32")
+    assert events[0]["device"].endswith("with bfloat16 autocast") and "bfloat16" not in exact[0]["device"]
+    losses = [event["losses"]["loss"] for event in events if event["event"] == "step"]
+    exact_losses = [event["losses"]["loss"] for event in exact if event["event"] == "step"]
+    assert len(losses) == 3 and losses[-1] < 0.85 * losses[0], losses
+    assert abs(losses[-1] - exact_losses[-1]) < 0.05 * exact_losses[-1], (losses, exact_losses)
+    step, saved = checkpoints(tmp_path / "runs" / "bf16" / "checkpoints")[-1]
+    assert step == 60 and load_checkpoint(saved)["device"].endswith("with bfloat16 autocast")
+    weights = load_checkpoint(saved)["state"]["networks"]["generator"]
+    assert all(value.dtype == torch.float32 for value in weights.values())

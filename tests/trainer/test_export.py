@@ -268,3 +268,23 @@ def test_export_averages_weights_and_scores_the_average_afresh(trained_run, tmp_
 
 def torch_allclose(first, second) -> bool:
     return bool((first.float() - second.float()).abs().max() <= 1e-6)
+
+
+def test_export_self_ensemble_makes_the_card_run_and_score_that_many_copies(trained_run, tmp_path, phantom_folder):
+    """`export --self-ensemble 4`: the card says 4, the engine runs it so by default, and the card's figure
+    is the x4 figure (reproduced through the viewer's engine), not the single pass's."""
+    models = tmp_path / "models"
+    assert main(["export", str(trained_run), "--to", str(models), "--id", "single"]) == 0
+    assert main(["export", str(trained_run), "--to", str(models), "--id", "fourfold", "--self-ensemble", "4"]) == 0
+    registry = discover_models([models])
+    single, fourfold = registry.get("single").card, registry.get("fourfold").card
+    assert single.self_ensemble == 1 and fourfold.self_ensemble == 4
+    enhancer = load_enhancer(registry.get("fourfold"), "cpu")
+    assert enhancer.ensemble == 4
+    recipe = load_recipe(trained_run / "recipe.toml")
+    splits = split_series(scan_folder(phantom_folder, 0), recipe)
+    images = validation_images(splits["val"], recipe, recipe.data.val_images, recipe.val_degradations)
+    scores = [psnr(image.reference, enhancer.enhance_normalised_image(image.inputs["noise:25"])) for image in images]
+    figure = fourfold.extra["validation_by_degradation"]["noise:25"]["psnr"]
+    assert float(np.mean(scores)) == pytest.approx(figure, abs=1e-3)
+    assert figure != pytest.approx(single.extra["validation_by_degradation"]["noise:25"]["psnr"], abs=1e-4)
