@@ -57,6 +57,10 @@ def test_defaults_are_the_denoiser_and_the_fast_x2_network(registry):
         "msdenoiser",
         "fastsr-x2",
     ]
+    # The default denoiser runs as an x4 self-ensemble (its figures are for that); every other model one pass.
+    ensembles = {entry.id: entry.card.self_ensemble for entry in registry.entries if entry.card is not None}
+    assert ensembles.pop("msdenoiser") == 4 and set(ensembles.values()) == {1}
+    assert load_enhancer(registry.get("msdenoiser"), "cpu").name.endswith("(self-ensemble x4)")
 
 
 @pytest.mark.parametrize("model_id", SHIPPED)
