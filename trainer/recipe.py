@@ -29,7 +29,7 @@ ADVERSARIAL_LOSSES = ("none", "vanilla", "lsgan")
 PERCEPTUAL_NETWORKS = ("none", "vgg19", "self-trained")
 SCHEDULES = ("constant", "cosine", "step", "linear-decay")
 OPTIMISERS = ("adam", "adamw")
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "native")
 
 
 class RecipeError(MedViewerError):
@@ -195,7 +195,8 @@ class RunSection:
     pretrain_steps: int = 0
     seed: int = 0
     # Mixed precision of the forward pass: "bfloat16" (autocast; float32 weights, optimiser and loss),
-    # "float32", or "auto": bfloat16 on a CUDA GPU, float32 on the CPU.
+    # "float32", "auto": bfloat16 on a CUDA GPU, float32 on the CPU, or "native": bfloat16 wherever the
+    # hardware computes it (a CUDA GPU, or a CPU with AMX or AVX512-BF16), float32 elsewhere.
     precision: str = "auto"
     validate_every: int = 250
     checkpoint_every: int = 250

@@ -154,3 +154,16 @@ def test_run_precision_bfloat16_autocasts_on_the_cpu_and_float32_never():
     assert autocast_bfloat16("bfloat16", cpu) and autocast_bfloat16("bfloat16", gpu)
     assert not autocast_bfloat16("float32", cpu) and not autocast_bfloat16("float32", gpu)
     assert load_recipe(shipped_recipes()["msdenoiser"], ["precision=bfloat16"]).run.precision == "bfloat16"
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_run_precision_native_follows_the_hardware(native, monkeypatch):
+    """ "native": bfloat16 on a GPU and on a CPU that computes it (AMX / AVX512-BF16), float32 on any other CPU,
+    so the two-hour recipe is fast where it can be and never slowed by emulated bfloat16."""
+    import trainer.state
+    from trainer.state import autocast_bfloat16
+
+    monkeypatch.setattr(trainer.state, "cpu_has_native_bfloat16", lambda: native)
+    assert autocast_bfloat16("native", torch.device("cpu")) is native
+    assert autocast_bfloat16("native", torch.device("cuda"))
+    assert load_recipe(shipped_recipes()["msdenoiser-two-hours"]).run.precision == "native"

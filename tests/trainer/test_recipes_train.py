@@ -39,6 +39,10 @@ TINY = {
         ],
     ),
     "msdenoiser": (60, ["optimiser.lr=2e-3", "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"]),
+    "msdenoiser-two-hours": (
+        60,
+        ["data.patch=64", "optimiser.lr=2e-3", "model.arguments={widths=[8,16,32],blocks=[1,1,1]}"],
+    ),
     "fastsr-x2": (
         600,
         ["data.patch=48", "optimiser.lr=1e-3", "model.arguments={scale=2,widths=[8,16,32],blocks=[1,1,1]}"],
