@@ -252,8 +252,9 @@ def _toml_value(value: Any) -> str:
 
 
 def shipped_recipes() -> dict[str, Path]:
-    """Recipe name (file stem) -> path, for every recipe in trainer/recipes."""
-    return {path.stem: path for path in sorted(RECIPES_FOLDER.glob("*.toml"))}
+    """Recipe name (file stem) -> path, for every recipe in trainer/recipes, in name order (sorting the paths
+    would put "msdenoiser-two-hours.toml" before "msdenoiser.toml": "-" sorts before ".")."""
+    return {path.stem: path for path in sorted(RECIPES_FOLDER.glob("*.toml"), key=lambda path: path.stem)}
 
 
 def find_recipe(name_or_path: str) -> Path:

@@ -123,7 +123,7 @@ def shipped_recipes(folder: Path | None = None) -> list[RecipeSummary]:
     if folder is None or not folder.is_dir():
         return []
     summaries = []
-    for path in sorted(folder.glob("*.toml")):
+    for path in sorted(folder.glob("*.toml"), key=lambda path: path.stem):  # by name, as the trainer lists them
         try:
             summaries.append(read_recipe(path))
         except (OSError, UnicodeDecodeError, ValueError, TypeError) as error:  # TOMLDecodeError is a ValueError
