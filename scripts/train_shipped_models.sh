@@ -32,7 +32,8 @@ pool() {
     # v1: without the flat phantoms or dead leaves; v2: without the dead leaves; v3: without the textured dead
     # leaves and the motorcycle photograph; v4: all of it (the defaults); v6: v4 and the photographs' variants;
     # v7: v6 and the colour planes at 0.7 and half size; v8: photographs half of the frames (more scales, fewer
-    # generated images); v8a: v8 with half the flat phantoms and dead leaves too. Pool v5 was a one-off (README.md).
+    # generated images); v8a: v8 with half the flat phantoms and dead leaves too; v9: v8 with twice them (the
+    # msdenoiser-two-hours recipe). Pool v5 was a one-off (README.md).
     local before_v4="textured_leaves=0, motorcycle=False"
     [ -d "$POOL-v1" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v1'), flat_phantoms=0, leaves=0, $before_v4)"
     [ -d "$POOL-v2" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v2'), leaves=0, $before_v4)"
@@ -42,6 +43,7 @@ pool() {
     [ -d "$POOL-v7" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v7'), variants=True, plane_scales=(1.0, 0.7, 0.5))"
     [ -d "$POOL-v8a" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v8a'), variants=True, plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5), photo_scales=(0.85, 0.7, 0.6), phantoms=24, radiographs=12, flat_phantoms=24, leaves=32, textured_leaves=48)"
     [ -d "$POOL-v8" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v8'), variants=True, plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5), photo_scales=(0.85, 0.7, 0.6), phantoms=24, radiographs=12, textured_leaves=48)"
+    [ -d "$POOL-v9" ] || "$PYTHON" -c "from pathlib import Path; from trainer.training_pool import write_training_pool; write_training_pool(Path('$POOL-v9'), variants=True, plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5), photo_scales=(0.85, 0.7, 0.6), phantoms=24, radiographs=12, flat_phantoms=96, leaves=128, textured_leaves=48)"
 }
 
 denoiser() {
@@ -138,9 +140,9 @@ denoiser() {
 }
 
 denoiser_two_hours() {
-    # Not shipped: the msdenoiser-two-hours recipe, one run from random weights on pool v8 (2 h 20 min here in
+    # Not shipped: the msdenoiser-two-hours recipe, one run from random weights on pool v9 (2 h 20 min here in
     # bfloat16, README.md "A one-run schedule"), exported beside the runs for comparison with the staged default.
-    OMP_NUM_THREADS=2 "$PYTHON" -m trainer run msdenoiser-two-hours --data "$POOL-v8" --out "$RUNS" \
+    OMP_NUM_THREADS=2 "$PYTHON" -m trainer run msdenoiser-two-hours --data "$POOL-v9" --out "$RUNS" \
         --name msdenoiser-two-hours --set "${SPLIT[@]}"
     "$PYTHON" -m trainer export "$RUNS/msdenoiser-two-hours" --to "$RUNS/two-hours" --id msdenoiser --float16 \
         --self-ensemble 4

@@ -424,7 +424,9 @@ def pool_images(
     (the colour planes at 0.7 and half size too); v8 is v7 with the grey photographs at
     `photo_scales=(0.85, 0.7, 0.6)` and the planes at `plane_scales=(1.0, 0.85, 0.7, 0.6, 0.5)`, and half the
     textured phantoms, radiographs and textured leaves (`phantoms=24, radiographs=12, textured_leaves=48`):
-    photographs are then half of the frames. v5 was a one-off (README.md)."""
+    photographs are then half of the frames. v9 is v8 with twice the flat phantoms and dead leaves
+    (`flat_phantoms=96, leaves=128`), the hard, flat edges that a from-scratch run otherwise learns too little
+    of. v5 was a one-off (README.md)."""
     held_out = _held_out_references()
     photos = list(skimage_images(motorcycle))
     for name, image in (*photos, *dicom_images()):
